@@ -1,0 +1,253 @@
+"""Office configuration: one file (TOML or YAML) describing every Qondor office this service serves.
+
+Each office has its own accounting system, credentials and settings. Credentials are *references*
+(an environment variable or a file), resolved only inside activities when a client is built, so a
+secret never enters a log line, a workflow input or a history. A bad file fails at start with one
+message listing every problem (office, field, why).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigFileError(Exception):
+    """The office file is unreadable or invalid; ``problems`` lists each one as 'where: why'."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.problems = problems
+        listing = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"office configuration {path} has {len(problems)} problem(s):\n{listing}")
+
+
+class SecretRef(BaseModel):
+    """Where a secret lives: ``{env = "NAME"}`` or ``{file = "/run/secrets/name"}``; never inline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file' (secrets are never written inline)")
+        return self
+
+    def problem(self) -> str | None:
+        """Why the secret cannot be read now, or None when it can."""
+        if self.env is not None:
+            return None if os.environ.get(self.env) else f"environment variable {self.env} is not set"
+        assert self.file is not None
+        return None if Path(self.file).is_file() else f"secret file {self.file} does not exist"
+
+    def resolve(self) -> str:
+        """The secret's value. Call only where a client is built; never log or return it."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise KeyError(f"environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        return Path(self.file).read_text(encoding="utf-8").strip()
+
+    def __repr__(self) -> str:
+        return f"SecretRef(env={self.env!r})" if self.env else f"SecretRef(file={self.file!r})"
+
+
+class AccountingSystem(StrEnum):
+    TRIPLETEX = "tripletex"
+    FINAGO = "finago"  # 24SevenOffice (Finago Office); its flows come with their own issue
+
+
+class Flow(StrEnum):
+    INVOICES = "invoices"
+    PAYMENTS = "payments"
+    CUSTOMERS_PROJECTS = "customers_projects"
+    COSTS_SALES = "costs_sales"
+
+
+class InvoiceMode(StrEnum):
+    INVOICE = "invoice"  # an invoice is created and charged in the accounting system
+    ORDER = "order"  # an order is created; finance invoices it there
+
+
+class ArticleMapping(BaseModel):
+    """How a Qondor VAT article becomes a line in the accounting system: a VAT type or a product."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vat_type: str | None = Field(default=None, description="accounting VAT code number, e.g. '3' = 25 %")
+    product: str | None = Field(default=None, description="accounting product number")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ArticleMapping:
+        if (self.vat_type is None) == (self.product is None):
+            raise ValueError("map an article to exactly one of 'vat_type' or 'product'")
+        return self
+
+
+class QondorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = "https://qondor.azure-api.net/Prod"
+    subscription_key: SecretRef
+
+
+class TripletexSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str = "https://tripletex.no/v2"
+    consumer_token: SecretRef
+    employee_token: SecretRef
+    company_id: int = Field(default=0, description="0 = the token owner's company; else an accountant client")
+
+
+class SlackSettings(BaseModel):
+    """Where alerts for this office go: an incoming webhook, or a bot token plus channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhook_url: SecretRef | None = None
+    bot_token: SecretRef | None = None
+    channel: str | None = None
+    api_url: str | None = Field(default=None, description="Slack Web API base; tests point it at a fake")
+
+    @model_validator(mode="after")
+    def _target(self) -> SlackSettings:
+        if self.bot_token is not None and not self.channel:
+            raise ValueError("a bot_token needs a channel")
+        return self
+
+
+class OfficeConfig(BaseModel):
+    """Everything the sync needs to know about one Qondor office."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: int = Field(gt=0)
+    name: str
+    accounting_system: AccountingSystem = AccountingSystem.TRIPLETEX
+    flows: frozenset[Flow] = frozenset({Flow.INVOICES, Flow.PAYMENTS})
+    invoice_mode: InvoiceMode = InvoiceMode.INVOICE
+    send_to_customer: bool = Field(default=False, description="let the accounting system e-mail/EHF invoices")
+    article_mapping: dict[str, ArticleMapping] = Field(default_factory=dict)
+    card_payment_type_id: int | None = Field(default=None, description="accounting payment type for cards")
+    queue_poll_seconds: float = Field(default=5.0, gt=0)
+    payment_sweep_minutes: float = Field(default=5.0, gt=0)
+    payment_fallback_check_days: float = Field(default=7.0, gt=0)
+    costs_lookback_days: int = Field(default=30, ge=1)
+    customers_projects_interval_minutes: float = Field(default=60.0, gt=0)
+    qondor: QondorSettings
+    tripletex: TripletexSettings | None = None
+    slack: SlackSettings | None = None
+
+    @field_validator("article_mapping")
+    @classmethod
+    def _article_keys(cls, value: dict[str, ArticleMapping]) -> dict[str, ArticleMapping]:
+        for key in value:
+            if not key.strip():
+                raise ValueError("article numbers must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _system_settings(self) -> OfficeConfig:
+        if self.accounting_system is AccountingSystem.TRIPLETEX and self.tripletex is None:
+            raise ValueError("accounting_system is 'tripletex' but the [tripletex] settings are missing")
+        return self
+
+    def secret_refs(self) -> dict[str, SecretRef]:
+        """Every secret reference of the office, by its field path (for start-up checks)."""
+        refs: dict[str, SecretRef] = {"qondor.subscription_key": self.qondor.subscription_key}
+        if self.tripletex:
+            refs["tripletex.consumer_token"] = self.tripletex.consumer_token
+            refs["tripletex.employee_token"] = self.tripletex.employee_token
+        if self.slack:
+            if self.slack.webhook_url:
+                refs["slack.webhook_url"] = self.slack.webhook_url
+            if self.slack.bot_token:
+                refs["slack.bot_token"] = self.slack.bot_token
+        return refs
+
+    def vat_mapping_for(self, article_number: str | None) -> ArticleMapping | None:
+        return self.article_mapping.get(article_number or "")
+
+
+class ServiceConfig(BaseModel):
+    """The whole file: a list of offices (ids unique)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offices: list[OfficeConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ServiceConfig:
+        seen: set[int] = set()
+        for office in self.offices:
+            if office.id in seen:
+                raise ValueError(f"office id {office.id} appears more than once")
+            seen.add(office.id)
+        return self
+
+    def office(self, office_id: int) -> OfficeConfig:
+        for office in self.offices:
+            if office.id == office_id:
+                return office
+        raise KeyError(f"office {office_id} is not in the office configuration")
+
+
+def _where(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """'office 2 (Oslo) -> tripletex.consumer_token' from a pydantic error location."""
+    if len(loc) >= 2 and loc[0] == "offices" and isinstance(loc[1], int):
+        offices = data.get("offices") or []
+        raw = offices[loc[1]] if loc[1] < len(offices) and isinstance(offices[loc[1]], dict) else {}
+        label = f"office #{loc[1] + 1}"
+        if "id" in raw:
+            label = f"office {raw['id']}" + (f" ({raw['name']})" if raw.get("name") else "")
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{label} -> {rest}" if rest else label
+    return ".".join(str(p) for p in loc) or "file"
+
+
+def parse_config(data: dict[str, Any], source: Path | str = "<memory>", check_secrets: bool = True) -> ServiceConfig:
+    """Validate a decoded config document; raise ConfigFileError listing every problem."""
+    if "office" in data and "offices" not in data:  # TOML's [[office]] tables
+        data = {**{k: v for k, v in data.items() if k != "office"}, "offices": data["office"]}
+    try:
+        config = ServiceConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{_where(data, tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigFileError(source, problems) from None
+    if check_secrets:
+        problems = [
+            f"office {o.id} ({o.name}) -> {field}: {why}"
+            for o in config.offices
+            for field, ref in o.secret_refs().items()
+            if (why := ref.problem())
+        ]
+        if problems:
+            raise ConfigFileError(source, problems)
+    return config
+
+
+def load_config(path: Path | str, check_secrets: bool = True) -> ServiceConfig:
+    """Read and validate the office file (``.toml``, ``.yaml`` or ``.yml``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigFileError(path, [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigFileError(path, [f"not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigFileError(path, ["the file must hold a table/mapping with an 'office' list"])
+    return parse_config(data, path, check_secrets)
