@@ -153,12 +153,16 @@ class QondorInvoice(QondorModel):
     total_incl_vat: Decimal
     credited_invoice_id: int | None = None
     card_payment: CardPayment | None = None
+    created_utc: datetime | None = None
     # Written by the SetAs* calls:
     external_invoice_number: str | None = None
+    external_reference: str | None = None
     failure_message: str | None = None
     processed_utc: datetime | None = None
     failed_utc: datetime | None = None
     paid_utc: datetime | None = None
+    paid_date: date | None = None
+    paid_amount: Decimal | None = None
 
 
 class SetAsProcessed(QondorModel):

@@ -1,0 +1,409 @@
+"""InvoiceSync: one durable workflow per Qondor invoicing-queue item, from discovery until paid.
+
+Deterministic orchestration only. Every step is an idempotent activity (find, else create, keyed on a
+business key), so a retry, a worker crash, an operator Reset or a resync never makes a duplicate.
+
+Outcomes:
+* data error (the PM must fix Qondor data): SetAsFailed with the message, Slack alert, workflow ends;
+* configuration error (an operator must fix settings): "needs attention" (search attribute + current
+  details + one alert), waits for a ``resync`` signal, then repeats the step;
+* transient faults: retried by Temporal with backoff, forever; they never fail an invoice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.errors import ConfigurationError, DataError
+    from domain.qondor import InvoiceKind, QueueStatus
+    from domain.sync import (
+        QONDOR_QUEUE,
+        WORKFLOW_QUEUE,
+        AccountingRefs,
+        CheckPaymentRequest,
+        InvoiceBundle,
+        InvoiceResult,
+        InvoiceStatus,
+        InvoiceSyncInput,
+        LoadInvoiceRequest,
+        NotifyRequest,
+        OutcomeRequest,
+        PaymentNotice,
+        SetFailedRequest,
+        SetPaidRequest,
+        SetProcessedRequest,
+        Step,
+        StepRequest,
+        StepResult,
+        SyncProgress,
+        SyncState,
+        accounting_queue,
+    )
+    from workflows import search_attributes as sa
+
+RETRY_FOREVER = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=0,
+    non_retryable_error_types=[DataError.error_type, ConfigurationError.error_type],
+)
+INVOICE_GONE = "InvoiceGone"
+"""Error type of load_invoice when the queue item was deleted in Qondor: nothing to report it to."""
+FALLBACK_CHECKS_PER_RUN = 8
+"""Fallback payment checks before continue-as-new keeps the history small (weeks of waiting)."""
+
+
+@workflow.defn(name="InvoiceSync")
+class InvoiceSync:
+    @workflow.init
+    def __init__(self, input: InvoiceSyncInput) -> None:
+        self._input = input
+        self._state = SyncState.SYNCING
+        self._step: str | None = None
+        self._refs = AccountingRefs()
+        self._kind: InvoiceKind | None = None
+        self._result: InvoiceResult | None = None
+        self._project_no: str | None = None
+        self._last_error: str | None = None
+        self._resyncs = 0
+        self._payment: PaymentNotice | None = None
+        self._fallback_checks = 0
+        if input.progress is not None:
+            self._state = input.progress.state
+            self._kind = input.progress.kind
+            self._result = input.progress.invoice
+            self._project_no = input.progress.project_no
+            self._fallback_checks = input.progress.fallback_checks
+
+    # --- operator surface ------------------------------------------------------------------------
+
+    @workflow.signal
+    def resync(self) -> None:
+        """Re-run the ensure steps (after a fix) and update what changed; harmless when repeated."""
+        self._resyncs += 1
+
+    @workflow.signal
+    def payment(self, notice: PaymentNotice) -> None:
+        """The payment sweep (or a fallback check) saw the invoice paid or credited."""
+        if self._payment is None:
+            self._payment = notice
+
+    @workflow.query
+    def status(self) -> InvoiceStatus:
+        return InvoiceStatus(
+            office_id=self._input.office_id,
+            invoice_id=self._input.invoice_id,
+            kind=self._kind,
+            state=self._state,
+            step=self._step,
+            refs=self._refs,
+            invoice=self._result,
+            last_error=self._last_error,
+            resyncs=self._resyncs,
+        )
+
+    # --- main line -------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: InvoiceSyncInput) -> InvoiceStatus:
+        if input.progress is None:
+            await self._sync_once()
+        while self._state is SyncState.AWAITING_PAYMENT:
+            await self._wait_for_payment()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    async def _sync_once(self) -> None:
+        """Ensure parties, create the invoice, report back to Qondor. Ends in a tracked or final state."""
+        self._set_state(SyncState.SYNCING)
+        try:
+            bundle = await self._load()
+            if bundle.invoice.status == QueueStatus.FAILED:
+                self._detail("The queue item is Failed in Qondor (final); nothing to do.")
+                self._set_state(SyncState.FAILED)
+                return
+            request = await self._ensure_all(bundle)
+            if bundle.kind is InvoiceKind.CREDIT_NOTE:
+                result = await self._accounting(Step.CREDIT_INVOICE, request, InvoiceResult, "Credit the original")
+            else:
+                result = await self._accounting(Step.CREATE_INVOICE, request, InvoiceResult, "Create invoice")
+            self._result = result
+        except ActivityError as err:
+            if _error_type(err) == INVOICE_GONE:
+                self._detail(f"The queue item no longer exists in Qondor: {_error_message(err)}")
+                self._set_state(SyncState.FAILED)
+                return
+            if _error_type(err) != DataError.error_type:
+                raise
+            await self._fail(_error_message(err))
+            return
+        if bundle.invoice.status == QueueStatus.UNPROCESSED:
+            await self._qondor(
+                Step.SET_PROCESSED,
+                SetProcessedRequest(
+                    office_id=self._input.office_id,
+                    invoice_id=self._input.invoice_id,
+                    workflow_id=workflow.info().workflow_id,
+                    external_invoice_number=result.invoice_number,
+                    external_reference=result.invoice_id or result.order_id,
+                ),
+                "SetAsProcessed in Qondor",
+            )
+        if bundle.invoice.status == QueueStatus.PAID:
+            self._set_state(SyncState.PAID)
+        elif result.paid:
+            await self._set_paid(PaymentNotice(state=SyncState.PAID, amount=result.amount))
+        else:
+            self._set_state(SyncState.AWAITING_PAYMENT)
+            self._detail(f"Awaiting payment of {self._accounting_label()}.")
+
+    async def _load(self) -> InvoiceBundle:
+        bundle = await self._qondor(
+            Step.LOAD_INVOICE,
+            LoadInvoiceRequest(office_id=self._input.office_id, invoice_id=self._input.invoice_id),
+            "Read the invoice from Qondor",
+            result_type=InvoiceBundle,
+        )
+        self._kind = bundle.kind
+        self._project_no = bundle.invoice.project_no
+        updates = [sa.INVOICE_KIND.value_set(bundle.kind.name)]
+        if bundle.invoice.project_no:
+            updates.append(sa.PROJECT_NUMBER.value_set(bundle.invoice.project_no))
+        workflow.upsert_search_attributes(updates)
+        return bundle
+
+    async def _ensure_all(self, bundle: InvoiceBundle) -> StepRequest:
+        """Validate, then customer, contact, project manager, project: each found, else created."""
+        self._refs = AccountingRefs()
+        request = StepRequest(
+            office_id=self._input.office_id, workflow_id=workflow.info().workflow_id, bundle=bundle, refs=self._refs
+        )
+        await self._accounting(Step.VALIDATE, request, StepResult, "Validate invoice and mapping")
+        customer = await self._accounting(Step.ENSURE_CUSTOMER, request, StepResult, "Ensure customer")
+        self._refs.customer_id = customer.accounting_id
+        self._refs.customer_created = customer.action == "created"
+        self._refs.contact_id = (
+            await self._accounting(Step.ENSURE_CONTACT, request, StepResult, "Ensure contact person")
+        ).accounting_id
+        self._refs.employee_id = (
+            await self._accounting(Step.ENSURE_PROJECT_MANAGER, request, StepResult, "Ensure project manager")
+        ).accounting_id
+        self._refs.project_id = (
+            await self._accounting(Step.ENSURE_PROJECT, request, StepResult, "Ensure project")
+        ).accounting_id
+        request.refs = self._refs
+        return request
+
+    async def _wait_for_payment(self) -> None:
+        """Wait for the sweep's signal; check ourselves now and then; continue-as-new to stay small."""
+        seen_resyncs = self._resyncs
+        fallback = timedelta(days=self._input.fallback_check_days)
+        try:
+            await workflow.wait_condition(
+                lambda: self._payment is not None or self._resyncs != seen_resyncs,
+                timeout=fallback,
+                timeout_summary="Fallback payment check",
+            )
+        except TimeoutError:
+            self._fallback_checks += 1
+            notice = await self._accounting(
+                Step.CHECK_PAYMENT,
+                CheckPaymentRequest(
+                    office_id=self._input.office_id,
+                    invoice_id=self._input.invoice_id,
+                    accounting_invoice_id=self._result.invoice_id if self._result else None,
+                    accounting_order_id=self._result.order_id if self._result else None,
+                ),
+                PaymentNotice | None,
+                "Check payment",
+            )
+            if notice is not None and self._payment is None:
+                self._payment = notice
+        if self._payment is not None:
+            await self._settle(self._payment)
+            return
+        if self._resyncs != seen_resyncs:
+            await self._resync_while_waiting()
+            return
+        if self._fallback_checks % FALLBACK_CHECKS_PER_RUN == 0 or workflow.info().is_continue_as_new_suggested():
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(
+                InvoiceSyncInput(
+                    office_id=self._input.office_id,
+                    invoice_id=self._input.invoice_id,
+                    accounting_system=self._input.accounting_system,
+                    fallback_check_days=self._input.fallback_check_days,
+                    progress=SyncProgress(
+                        state=self._state,
+                        kind=self._kind or InvoiceKind.CUSTOMER_OFFER_INVOICE,
+                        invoice=self._result or InvoiceResult(),
+                        project_no=self._project_no,
+                        fallback_checks=self._fallback_checks,
+                    ),
+                )
+            )
+
+    async def _resync_while_waiting(self) -> None:
+        """A resync while waiting: re-read Qondor and update customer, contact and project."""
+        self._detail("Resync: re-reading Qondor and updating customer, contact and project.")
+        try:
+            bundle = await self._load()
+            await self._ensure_all(bundle)
+        except ActivityError as err:
+            if _error_type(err) != DataError.error_type:
+                raise
+            # The invoice is already booked; a data problem now is reported, not a reason to fail it.
+            self._last_error = _error_message(err)
+            await self._notify("Resync found a data problem", self._last_error)
+        self._set_state(SyncState.AWAITING_PAYMENT)
+        self._detail(f"Awaiting payment of {self._accounting_label()}.")
+
+    async def _settle(self, notice: PaymentNotice) -> None:
+        if notice.state is SyncState.CREDITED:
+            self._set_state(SyncState.CREDITED)
+            self._detail("The invoice was credited in the accounting system; no payment will come.")
+            await self._record_outcome()
+            return
+        await self._set_paid(notice)
+
+    async def _set_paid(self, notice: PaymentNotice) -> None:
+        await self._qondor(
+            Step.SET_PAID,
+            SetPaidRequest(
+                office_id=self._input.office_id,
+                invoice_id=self._input.invoice_id,
+                workflow_id=workflow.info().workflow_id,
+                paid_date=notice.paid_date,
+                paid_amount=notice.amount,
+            ),
+            "SetAsPaid in Qondor",
+        )
+        self._set_state(SyncState.PAID)
+        self._detail("Paid; Qondor is up to date.")
+        await self._record_outcome()
+
+    async def _fail(self, message: str) -> None:
+        """A data error: SetAsFailed (final in Qondor) with the PM's message, alert, end."""
+        self._last_error = message
+        await self._qondor(
+            Step.SET_FAILED,
+            SetFailedRequest(
+                office_id=self._input.office_id,
+                invoice_id=self._input.invoice_id,
+                workflow_id=workflow.info().workflow_id,
+                message=message[:1000],
+            ),
+            "SetAsFailed in Qondor",
+        )
+        self._set_state(SyncState.FAILED)
+        self._detail(f"Failed (reported to Qondor): {message}")
+        await self._notify("Invoice failed: the project manager must fix it in Qondor", message)
+
+    # --- activity helpers ------------------------------------------------------------------------
+
+    async def _accounting(self, step: Step, arg: Any, result_type: Any, summary: str) -> Any:
+        return await self._attended(
+            step, arg, accounting_queue(self._input.accounting_system), result_type, summary, timedelta(minutes=2)
+        )
+
+    async def _qondor(self, step: Step, arg: Any, summary: str, result_type: Any = None) -> Any:
+        return await self._attended(step, arg, QONDOR_QUEUE, result_type, summary, timedelta(minutes=1))
+
+    async def _attended(
+        self, step: Step, arg: Any, queue: str, result_type: Any, summary: str, timeout: timedelta
+    ) -> Any:
+        """Run a step; a configuration error waits in "needs attention" for a resync, then repeats it."""
+        while True:
+            self._step = summary
+            workflow.set_current_details(f"**{summary}**")
+            try:
+                return await workflow.execute_activity(
+                    step.value,
+                    arg,
+                    task_queue=queue,
+                    result_type=result_type,
+                    start_to_close_timeout=timeout,
+                    retry_policy=RETRY_FOREVER,
+                    summary=summary,
+                )
+            except ActivityError as err:
+                if _error_type(err) != ConfigurationError.error_type:
+                    raise
+                await self._needs_attention(_error_message(err))
+
+    async def _needs_attention(self, message: str) -> None:
+        previous = self._state
+        self._last_error = message
+        self._set_state(SyncState.NEEDS_ATTENTION)
+        self._detail(f"**Needs attention** (operator): {message}\n\nFix it, then send the `resync` signal.")
+        await self._notify("Invoice needs attention: configuration", message)
+        seen = self._resyncs
+        await workflow.wait_condition(lambda: self._resyncs != seen)
+        self._last_error = None
+        self._set_state(previous)
+
+    async def _notify(self, title: str, text: str) -> None:
+        await workflow.execute_activity(
+            Step.NOTIFY.value,
+            NotifyRequest(
+                office_id=self._input.office_id,
+                title=title,
+                text=text,
+                fields={"Workflow": workflow.info().workflow_id, "Qondor invoice": str(self._input.invoice_id)},
+            ),
+            task_queue=WORKFLOW_QUEUE,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+            summary="Alert on Slack",
+        )
+
+    async def _record_outcome(self) -> None:
+        await workflow.execute_activity(
+            Step.RECORD_OUTCOME.value,
+            OutcomeRequest(
+                office_id=self._input.office_id,
+                system=self._input.accounting_system,
+                invoice_id=self._input.invoice_id,
+                state=self._state,
+            ),
+            task_queue=WORKFLOW_QUEUE,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RETRY_FOREVER,
+            summary="Record the outcome",
+        )
+
+    # --- state -----------------------------------------------------------------------------------
+
+    def _set_state(self, state: SyncState) -> None:
+        self._state = state
+        workflow.upsert_search_attributes([sa.SYNC_STATE.value_set(state.value)])
+
+    def _detail(self, text: str) -> None:
+        self._step = None
+        workflow.set_current_details(text)
+
+    def _accounting_label(self) -> str:
+        if self._result is None:
+            return "the invoice"
+        if self._result.invoice_number:
+            return f"invoice {self._result.invoice_number}"
+        if self._result.order_id:
+            return f"order {self._result.order_id}"
+        return "the invoice"
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _error_message(err: ActivityError) -> str:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(err)

@@ -1,0 +1,66 @@
+"""Per-office workflows: the invoicing-queue poller and the payment sweep.
+
+The poller is one long-running workflow per office whose single activity polls every few seconds and
+heartbeats (Temporal's "frequent polling" pattern: no history growth per poll); it returns after a
+while and the workflow continues as new. The sweep runs from a Temporal Schedule.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from domain.sync import (
+        QONDOR_QUEUE,
+        OfficeRunInput,
+        PollRequest,
+        PollResult,
+        Step,
+        SweepRequest,
+        SweepResult,
+        accounting_queue,
+    )
+
+POLL_RUN_SECONDS = 600.0
+
+
+@workflow.defn(name="QueuePoller")
+class QueuePoller:
+    """Discovers new queue items of one office and starts one InvoiceSync per item."""
+
+    @workflow.run
+    async def run(self, input: OfficeRunInput) -> None:
+        workflow.set_current_details(f"Polling the Qondor invoicing queue of office {input.office_id}.")
+        await workflow.execute_activity(
+            Step.POLL_QUEUE.value,
+            PollRequest(office_id=input.office_id, accounting_system=input.accounting_system,
+                        run_for_seconds=POLL_RUN_SECONDS),
+            task_queue=QONDOR_QUEUE,
+            result_type=PollResult,
+            start_to_close_timeout=timedelta(seconds=POLL_RUN_SECONDS + 120),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=0),
+            summary="Poll the invoicing queue",
+        )
+        workflow.continue_as_new(input)
+
+
+@workflow.defn(name="PaymentSweep")
+class PaymentSweep:
+    """One sweep: list what changed in the accounting system and signal the paid invoices' workflows."""
+
+    @workflow.run
+    async def run(self, input: OfficeRunInput) -> SweepResult:
+        return await workflow.execute_activity(
+            Step.SWEEP_PAYMENTS.value,
+            SweepRequest(office_id=input.office_id),
+            task_queue=accounting_queue(input.accounting_system),
+            result_type=SweepResult,
+            start_to_close_timeout=timedelta(minutes=15),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=5),
+            summary="Sweep payments",
+        )
