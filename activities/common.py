@@ -1,0 +1,161 @@
+"""Plumbing shared by every activity class: error classification, the store facade, audit, clients.
+
+Activities load office settings and secrets themselves (never from workflow input): ``OfficeClients``
+resolves credentials when it first builds an office's client and keeps the client for the worker's life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from clients.qondor import QondorClient
+from clients.tripletex import TripletexClient
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.config import OfficeConfig, ServiceConfig
+from domain.errors import ConfigurationError, SyncError, TransientError
+from store import Store
+
+
+def application_error(exc: SyncError) -> ApplicationError:
+    """The Temporal form of a classified error: data/config errors are final for the attempt loop,
+    transient ones retry (after the server's Retry-After / X-Rate-Limit-Reset when known)."""
+    if isinstance(exc, TransientError):
+        delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
+        return ApplicationError(exc.message, type=exc.error_type, next_retry_delay=delay)
+    return ApplicationError(exc.message, type=exc.error_type, non_retryable=True)
+
+
+@asynccontextmanager
+async def classified() -> AsyncIterator[None]:
+    """Turn the domain's classified errors into ApplicationErrors; anything else retries as is."""
+    try:
+        yield
+    except SyncError as exc:
+        raise application_error(exc) from exc
+
+
+class AsyncStore:
+    """The synchronous Store, called from a thread so a database round trip never blocks the event loop."""
+
+    def __init__(self, store: Store) -> None:
+        self.sync = store
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.sync, name)
+
+        @functools.wraps(method)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        return call
+
+
+class OfficeClients:
+    """One API client per office and system, built on first use with secrets resolved from the office file.
+
+    ``transports`` lets tests route a system's HTTP traffic into an in-process emulator.
+    """
+
+    def __init__(self, config: ServiceConfig, transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> None:
+        self.config = config
+        self._transports = transports or {}
+        self._qondor: dict[int, QondorClient] = {}
+        self._tripletex: dict[int, TripletexClient] = {}
+
+    def office(self, office_id: int) -> OfficeConfig:
+        try:
+            return self.config.office(office_id)
+        except KeyError as exc:
+            raise ConfigurationError(
+                f"office {office_id} is not in the office configuration; add it (or remove its workflows)"
+            ) from exc
+
+    def qondor(self, office_id: int) -> QondorClient:
+        if office_id not in self._qondor:
+            office = self.office(office_id)
+            self._qondor[office_id] = QondorClient(
+                office.qondor.base_url,
+                _secret(office, "qondor.subscription_key", office.qondor.subscription_key.resolve),
+                transport=self._transports.get("qondor"),
+            )
+        return self._qondor[office_id]
+
+    def tripletex(self, office_id: int) -> TripletexClient:
+        if office_id not in self._tripletex:
+            office = self.office(office_id)
+            settings = office.tripletex
+            if settings is None:
+                raise ConfigurationError(f"office {office_id} ({office.name}) has no [tripletex] settings")
+            self._tripletex[office_id] = TripletexClient(
+                settings.base_url,
+                _secret(office, "tripletex.consumer_token", settings.consumer_token.resolve),
+                _secret(office, "tripletex.employee_token", settings.employee_token.resolve),
+                settings.company_id,
+                transport=self._transports.get("tripletex"),
+            )
+        return self._tripletex[office_id]
+
+    async def aclose(self) -> None:
+        for client in [*self._qondor.values(), *self._tripletex.values()]:
+            await client.aclose()
+        self._qondor.clear()
+        self._tripletex.clear()
+
+
+def _secret(office: OfficeConfig, field: str, resolve: Callable[[], str]) -> str:
+    try:
+        return resolve()
+    except (KeyError, OSError) as exc:
+        raise ConfigurationError(f"office {office.id} ({office.name}): cannot read secret {field}: {exc}") from None
+
+
+def workflow_context() -> tuple[str | None, str | None, str | None]:
+    """(workflow id, run id, activity type) of the running activity, for the audit trail."""
+    try:
+        info = activity.info()
+    except RuntimeError:  # called outside an activity (CLI, tests)
+        return None, None, None
+    return info.workflow_id, info.workflow_run_id, info.activity_type
+
+
+def attempt() -> int:
+    """This activity's attempt number (1 outside an activity)."""
+    try:
+        return activity.info().attempt
+    except RuntimeError:
+        return 1
+
+
+async def audit(
+    store: AsyncStore,
+    *,
+    office_id: int,
+    system: str,
+    action: str,
+    entity: str,
+    accounting_id: str | None,
+    qondor_key: str | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record one write made in an external system, with the workflow that made it."""
+    workflow_id, run_id, activity_type = workflow_context()
+    await store.audit(
+        office_id=office_id,
+        system=system,
+        action=action,
+        entity=entity,
+        accounting_id=accounting_id,
+        qondor_key=qondor_key,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        activity=activity_type,
+        detail=detail,
+    )

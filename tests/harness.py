@@ -1,0 +1,172 @@
+"""A whole sync stack for one test: emulators (in-process or on loopback), store, worker, one office.
+
+Each stack uses its own office id, so workflow ids never collide on the shared dev server, and it
+terminates its office's workflows when it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+
+from activities.qondor import QondorActivities
+from domain.config import ServiceConfig
+from domain.qondor import QueueStatus
+from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
+from emulators.qondor.app import create_app as create_qondor_app
+from emulators.qondor.sample import sample_office_data
+from emulators.server import RunningServer, serve_in_thread
+from emulators.tripletex import create_app as create_tripletex_app
+from emulators.tripletex.seed import demo_seed
+from store import Store
+from workers.devstack import demo_config, office_document
+from workers.worker import SyncWorker, WorkerSettings
+
+_office_ids = itertools.count(1000 + (os.getpid() % 1000) * 10)
+
+
+@dataclass
+class Stack:
+    client: Client
+    office_id: int
+    config: ServiceConfig
+    store: Store
+    qondor_app: Any
+    tripletex_app: Any
+    servers: list[RunningServer] = field(default_factory=list)
+    worker: SyncWorker | None = None
+    _stop: asyncio.Event | None = None
+    _task: asyncio.Task | None = None
+
+    # --- emulator state -------------------------------------------------------------------------
+
+    @property
+    def qondor(self) -> Any:
+        return self.qondor_app.state.qondor
+
+    @property
+    def tripletex(self) -> Any:
+        return self.tripletex_app.state.tripletex
+
+    def office(self):  # noqa: ANN201
+        return self.config.office(self.office_id)
+
+    # --- worker ---------------------------------------------------------------------------------
+
+    def start_worker(self, transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> None:
+        if transports is None and not self.servers:
+            transports = {
+                "qondor": httpx.ASGITransport(app=self.qondor_app),
+                "tripletex": httpx.ASGITransport(app=self.tripletex_app),
+            }
+        self.worker = SyncWorker(self.client, self.config, self.store, transports,
+                                 WorkerSettings(qondor_activities_per_second=None,
+                                                tripletex_activities_per_second=None))
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.worker.run(self._stop))
+
+    async def stop_worker(self) -> None:
+        if self._task is not None and self._stop is not None:
+            self._stop.set()
+            await self._task
+            self._task = None
+
+    async def discover(self) -> tuple[int, int]:
+        """One poll of the office's queue (what the poller does every few seconds)."""
+        assert self.worker is not None
+        return await self.worker.qondor.discover(self.office_id)
+
+    # --- waiting --------------------------------------------------------------------------------
+
+    def handle(self, invoice_id: int) -> WorkflowHandle:
+        return self.client.get_workflow_handle(invoice_workflow_id(self.office_id, invoice_id))
+
+    async def status(self, invoice_id: int) -> InvoiceStatus:
+        return await self.handle(invoice_id).query("status", result_type=InvoiceStatus)
+
+    async def wait_for_state(self, invoice_id: int, *states: SyncState, timeout: float = 30) -> InvoiceStatus:
+        async def reached() -> InvoiceStatus | None:
+            handle = self.handle(invoice_id)
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.COMPLETED:
+                return await handle.result(result_type=InvoiceStatus)
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                raise AssertionError(f"workflow {handle.id} ended as {desc.status}")
+            status = await self.status(invoice_id)
+            return status if status.state in states else None
+
+        status = await wait_until(reached, timeout, f"invoice {invoice_id} to reach {states}")
+        assert status.state in states, f"invoice {invoice_id} ended in {status.state}, expected {states}"
+        return status
+
+    async def wait_for_qondor(self, invoice_id: int, status: QueueStatus, timeout: float = 30) -> None:
+        async def reached() -> bool:
+            return self.qondor.status_of(invoice_id) == status
+
+        await wait_until(reached, timeout, f"Qondor invoice {invoice_id} to be {status.name}")
+
+    async def close(self) -> None:
+        await self.stop_worker()
+        async for wf in self.client.list_workflows(f"OfficeId={self.office_id} AND ExecutionStatus='Running'"):
+            try:
+                await self.client.get_workflow_handle(wf.id).terminate("test finished")
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+        for name in ("queue-poller", "payment-sweep"):
+            try:
+                await self.client.get_workflow_handle(f"{name}-{self.office_id}").terminate("test finished")
+            except Exception:  # noqa: BLE001
+                pass
+        for server in self.servers:
+            server.stop()
+        self.store.dispose()
+
+
+async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def new_stack(
+    client: Client,
+    tmp_path: Path,
+    *,
+    db_url: str | None = None,
+    loopback: bool = False,
+    seed: dict[str, Any] | None = None,
+    **office_overrides: Any,
+) -> Stack:
+    """Emulators seeded with the sample office (or ``seed``), a fresh store, a config for a new office id."""
+    office_id = next(_office_ids)
+    qondor_app = create_qondor_app()
+    qondor_app.state.qondor.configure_rate_limit(enabled=False)
+    qondor_app.state.qondor.seed(seed if seed is not None else sample_office_data(office_id))
+    tripletex_app = create_tripletex_app()
+    demo_seed(tripletex_app.state.tripletex)
+    servers: list[RunningServer] = []
+    qondor_url, tripletex_url = "http://qondor.test", "http://tripletex.test"
+    if loopback:
+        servers = [serve_in_thread(qondor_app), serve_in_thread(tripletex_app)]
+        qondor_url, tripletex_url = servers[0].url, servers[1].url
+    config = demo_config([office_document(office_id, qondor_url, tripletex_url, **office_overrides)])
+    store = Store(db_url or f"sqlite:///{tmp_path}/sync-{office_id}.db")
+    store.migrate()
+    return Stack(client, office_id, config, store, qondor_app, tripletex_app, servers)
+
+
+__all__ = ["QondorActivities", "Stack", "new_stack", "wait_until"]

@@ -1,0 +1,132 @@
+"""The worker process: one Temporal worker per task queue, sharing one set of clients and the store.
+
+* ``qondor-sync``: the workflows, plus the store/Slack activities;
+* ``qondor-api``: every Qondor call (so Qondor's rate limit applies across all workers);
+* ``tripletex-api``: every Tripletex call (likewise for Tripletex).
+
+Rate limits per queue are server-side (``max_task_queue_activities_per_second``) and can be changed
+live with ``temporal task-queue config set``; eager activity execution is off so they always apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.worker import Worker
+
+from activities.common import AsyncStore, OfficeClients
+from activities.qondor import QondorActivities
+from activities.service import ServiceActivities
+from activities.tripletex import TripletexActivities
+from domain.config import AccountingSystem, ServiceConfig
+from domain.sync import QONDOR_QUEUE, WORKFLOW_QUEUE, accounting_queue
+from store import Store
+from workflows.invoice_sync import InvoiceSync
+from workflows.office import PaymentSweep, QueuePoller
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS = [InvoiceSync, QueuePoller, PaymentSweep]
+
+
+async def connect(target_host: str | None = None, namespace: str | None = None) -> Client:
+    """A client from the standard TEMPORAL_* settings (address, namespace, API key, TLS) with the pydantic
+    data converter, so Decimal amounts and dates travel exactly."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", "localhost:7233")
+    if target_host:
+        config["target_host"] = target_host
+    if namespace:
+        config["namespace"] = namespace
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+
+def _rate(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else None
+
+
+@dataclass
+class WorkerSettings:
+    """Tunables of the worker process (environment: QONDOR_SYNC_*)."""
+
+    qondor_activities_per_second: float | None = field(
+        default_factory=lambda: _rate("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND"))
+    tripletex_activities_per_second: float | None = field(
+        default_factory=lambda: _rate("QONDOR_SYNC_TRIPLETEX_ACTIVITIES_PER_SECOND"))
+    max_concurrent_activities: int = 100
+    graceful_shutdown: timedelta = timedelta(seconds=20)
+
+
+@dataclass
+class SyncWorker:
+    """Everything one worker process runs; ``run`` blocks until ``stop`` is set (SIGTERM/SIGINT)."""
+
+    client: Client
+    config: ServiceConfig
+    store: Store
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
+
+    def __post_init__(self) -> None:
+        self.clients = OfficeClients(self.config, self.transports)
+        async_store = AsyncStore(self.store)
+        self.qondor = QondorActivities(self.clients, async_store, self.client)
+        self.tripletex = TripletexActivities(self.clients, async_store, self.client)
+        self.service = ServiceActivities(self.clients, async_store)
+
+    def workers(self) -> Sequence[Worker]:
+        common = {
+            "disable_eager_activity_execution": True,
+            "graceful_shutdown_timeout": self.settings.graceful_shutdown,
+            "max_concurrent_activities": self.settings.max_concurrent_activities,
+        }
+        workers = [
+            Worker(self.client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS, activities=self.service.all(),
+                   **common),
+            Worker(self.client, task_queue=QONDOR_QUEUE, activities=self.qondor.all(),
+                   max_task_queue_activities_per_second=self.settings.qondor_activities_per_second, **common),
+        ]
+        systems = {office.accounting_system for office in self.config.offices}
+        if AccountingSystem.TRIPLETEX in systems:
+            workers.append(
+                Worker(self.client, task_queue=accounting_queue(AccountingSystem.TRIPLETEX),
+                       activities=self.tripletex.all(),
+                       max_task_queue_activities_per_second=self.settings.tripletex_activities_per_second, **common)
+            )
+        return workers
+
+    async def run(self, stop: asyncio.Event) -> None:
+        workers = self.workers()
+        try:
+            async with _all_running(workers):
+                log.info("worker running on %s", ", ".join(w.task_queue for w in workers))
+                await stop.wait()
+                log.info("stopping: finishing running activities (up to %s)", self.settings.graceful_shutdown)
+        finally:
+            await self.clients.aclose()
+
+
+class _all_running:  # noqa: N801 - used as a context manager name
+    """Run several workers together and shut them all down gracefully."""
+
+    def __init__(self, workers: Sequence[Worker]) -> None:
+        self.workers = workers
+        self.tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> None:
+        self.tasks = [asyncio.create_task(w.run()) for w in self.workers]
+        await asyncio.sleep(0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*(w.shutdown() for w in self.workers), return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
