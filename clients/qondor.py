@@ -1,0 +1,397 @@
+"""Async httpx client for Qondor's API: the invoicing queue (designed extension) and the master data we read.
+
+Free of Temporal on purpose: activities wrap it, tests drive it against the emulator in-process.
+
+Wire contract: ``{base}/{Group}/v1/{Controller}/…``, header ``Ocp-Apim-Subscription-Key`` on every call
+(``X-OnBehalfOf-Token`` only when configured), camelCase JSON with nulls omitted, repeated array query
+parameters (reference/qondor/API.md §2-§3). Models and their JSON names live in :mod:`domain.qondor`; the
+designed queue contract is docs/qondor-invoice-api.md.
+
+Retries follow Qondor's own SDK (API.md §4): 429 and 503 are retried up to ``max_attempts`` attempts in
+total, waiting a numeric ``Retry-After`` if present, else ``min(2^(attempt-1), 30)`` seconds (times
+``backoff_base``). 500 and other 5xx are not retried here; they surface as :class:`QondorServerError`, a
+``TransientError`` the caller (a Temporal activity) retries with its own policy. GETs also retry network
+errors and timeouts.
+
+Writes: the only writes are the ``SetAs*`` PUTs. Retrying one on 429/503 is safe because the request did
+not take effect (a gateway refusal or an unavailable backend), and even if it had, the designed state machine
+answers a repeat of the same transition with a 200 no-op, so a duplicate cannot double-apply. A transport
+error on a PUT is different: the write may or may not have been committed (response lost), so this client
+does not loop; it raises :class:`QondorTransportError` and the caller re-reads the invoice's status (or
+retries the idempotent call) at a level that can reason about it.
+
+Secrets: the subscription key lives only in the httpx client's default headers; it is never logged,
+never part of an exception message, and ``repr(client)`` shows only the base URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from domain.errors import TransientError
+from domain.qondor import (
+    ContactPerson,
+    Customer,
+    CustomerSummary,
+    InvoiceQueueItem,
+    Office,
+    Project,
+    ProjectStatus,
+    QondorInvoice,
+    SetAsFailed,
+    SetAsPaid,
+    SetAsProcessed,
+)
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTION_KEY_HEADER = "Ocp-Apim-Subscription-Key"
+ON_BEHALF_OF_HEADER = "X-OnBehalfOf-Token"
+RETRY_STATUSES = frozenset({429, 503})
+MAX_BACKOFF_SECONDS = 30.0
+_BODY_EXCERPT = 2000
+
+T = TypeVar("T", bound=BaseModel)
+Params = Sequence[tuple[str, str]]
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+class QondorError(Exception):
+    """A Qondor call failed. ``status`` is None for transport errors; ``body`` is the (truncated) response text.
+
+    ``errors`` is ProblemDetails' map of PascalCase property -> messages (empty when the body had none).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, title: str | None = None,
+                 errors: Mapping[str, list[str]] | None = None, trace_id: str | None = None,
+                 body: str | None = None, method: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.title = title
+        self.errors: dict[str, list[str]] = dict(errors or {})
+        self.trace_id = trace_id
+        self.body = body
+        self.method = method
+        self.path = path
+
+
+class QondorValidationError(QondorError):
+    """400/422: the request broke a binding or business rule (e.g. an illegal queue transition)."""
+
+
+class QondorNotFoundError(QondorError):
+    """404: unknown id/reference — or a Qondor permission guard, which also answers 404 (API.md §4)."""
+
+
+class QondorAuthError(QondorError):
+    """401/403 from the APIM gateway: missing/invalid subscription key or no access (body ``{statusCode, message}``)."""
+
+
+class QondorRateLimitedError(QondorError, TransientError):
+    """429/503 still refused after ``max_attempts`` attempts; ``retry_after`` is the last numeric Retry-After."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class QondorServerError(QondorError, TransientError):
+    """5xx (other than a 503 retried to exhaustion): Qondor's SDK does not retry these; the caller may."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = None
+
+
+class QondorTransportError(QondorError, TransientError):
+    """No usable response: connection failure, timeout, or a response dropped mid-way (maybe committed)."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = None
+
+
+# --- JSON -------------------------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    """JSON with ``Decimal`` as an exact number (pydantic/json would send a string or a float)."""
+    if value is None or isinstance(value, bool | str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Enum):
+        return _dumps(value.value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot send non-finite decimal {value}")
+        return format(value, "f")
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return json.dumps(_format_instant(value))
+    if isinstance(value, date):
+        return json.dumps(value.isoformat())
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{_dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def _format_instant(value: datetime) -> str:
+    if value.tzinfo is not None:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def _body_of(model: BaseModel) -> bytes:
+    """camelCase, nulls omitted (like ``to_wire``), but decimals stay exact JSON numbers."""
+    return _dumps(model.model_dump(mode="python", by_alias=True, exclude_none=True)).encode("utf-8")
+
+
+def _backoff(attempt: int, base: float) -> float:
+    return min(2 ** (attempt - 1), MAX_BACKOFF_SECONDS) * base
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Numeric ``Retry-After`` only; an HTTP-date is ignored, as in Qondor's SDK."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+# --- client -----------------------------------------------------------------------------------------
+
+
+class QondorClient:
+    """One Qondor subscription (one environment). Use as ``async with QondorClient(...) as qondor:``."""
+
+    def __init__(self, base_url: str, subscription_key: str, *, transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = 30.0, max_attempts: int = 5, on_behalf_of_token: str | None = None,
+                 backoff_base: float = 1.0) -> None:
+        """``backoff_base`` scales the no-Retry-After backoff (1, 2, 4 … s); tests shrink it, production keeps 1."""
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if not subscription_key:
+            raise ValueError("a Qondor subscription key is required")
+        headers = {SUBSCRIPTION_KEY_HEADER: subscription_key, "Accept": "application/json"}
+        if on_behalf_of_token:
+            headers[ON_BEHALF_OF_HEADER] = on_behalf_of_token
+        self._base_url = base_url.rstrip("/")
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._http = httpx.AsyncClient(base_url=self._base_url + "/", headers=headers, transport=transport,
+                                       timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"QondorClient(base_url={self._base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> QondorClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    # --- invoicing queue (group Invoicing, controller Invoice) -----------------------------------------
+
+    async def get_unprocessed_invoices(self, office_id: int | None = None) -> list[InvoiceQueueItem]:
+        """The queue: Unprocessed items (failed ones never appear), ordered by id, optionally for one office."""
+        response = await self._get("Invoicing/v1/Invoice/GetAllUnprocessedInvoices", [("officeId", office_id)])
+        return self._parse_list(response, InvoiceQueueItem)
+
+    async def get_invoice(self, invoice_id: int) -> QondorInvoice:
+        """Full details of one queue item in any status. Raises QondorNotFoundError when unknown."""
+        return self._parse(await self._get(f"Invoicing/v1/Invoice/{int(invoice_id)}"), QondorInvoice)
+
+    async def set_as_processed(self, body: SetAsProcessed) -> None:
+        """Unprocessed -> Processed. A repeat is a no-op; anything else raises QondorValidationError."""
+        await self._put("Invoicing/v1/Invoice/SetAsProcessed", body)
+
+    async def set_as_failed(self, body: SetAsFailed) -> None:
+        """Unprocessed -> Failed (final; the PM sees ``message``). A repeat is a no-op."""
+        await self._put("Invoicing/v1/Invoice/SetAsFailed", body)
+
+    async def set_as_paid(self, body: SetAsPaid) -> None:
+        """Processed -> Paid. A repeat is a no-op; on Unprocessed or Failed it raises QondorValidationError."""
+        await self._put("Invoicing/v1/Invoice/SetAsPaid", body)
+
+    # --- customers and contact persons -----------------------------------------------------------------
+
+    async def get_customer(self, customer_id: int) -> Customer:
+        return self._parse(await self._get(f"Customer/v1/Customer/{int(customer_id)}"), Customer)
+
+    async def get_customer_by_external_reference(self, external_reference: str) -> Customer | None:
+        """The customer with this external reference, or None (Qondor answers 404)."""
+        try:
+            response = await self._get("Customer/v1/Customer/GetByExternalReference",
+                                       [("externalReference", external_reference)])
+        except QondorNotFoundError:
+            return None
+        return self._parse(response, Customer)
+
+    async def get_all_customers(self, office_id: int | None = None) -> list[CustomerSummary]:
+        """The office's customers. Without ``office_id`` Qondor returns the *global* customers (no office), not
+        all of them (CLI help, API.md §5.1)."""
+        response = await self._get("Customer/v1/Customer/GetAll", [("officeId", office_id)])
+        return self._parse_list(response, CustomerSummary)
+
+    async def get_contact_person(self, contact_person_id: int) -> ContactPerson:
+        return self._parse(await self._get(f"ContactPerson/v1/ContactPerson/{int(contact_person_id)}"),
+                           ContactPerson)
+
+    # --- projects and offices --------------------------------------------------------------------------
+
+    async def get_projects(self, *, office_id: int | None = None, statuses: list[ProjectStatus] | None = None,
+                           changed_after: datetime | date | None = None,
+                           include_project_managers: bool = True) -> list[Project]:
+        """``Project/GetAll`` with the SDK's filters; ``statuses`` travel as repeated ``status`` parameters."""
+        params: list[tuple[str, Any]] = [("status", int(s)) for s in statuses or []]
+        params += [("officeId", office_id),
+                   ("changedAfter", _format_instant(changed_after) if isinstance(changed_after, datetime)
+                    else changed_after.isoformat() if changed_after is not None else None),
+                   ("includeProjectManagers", include_project_managers)]
+        return self._parse_list(await self._get("Project/v1/Project/GetAll", params), Project)
+
+    async def get_project_by_no(self, project_no: str, office_id: int | None = None) -> Project | None:
+        """The project with this number (``office_id`` needed when numbers repeat across offices), or None."""
+        try:
+            response = await self._get("Project/v1/Project/GetByProjectNo",
+                                       [("projectNo", project_no), ("officeId", office_id)])
+        except QondorNotFoundError:
+            return None
+        return self._parse(response, Project)
+
+    async def get_project(self, project_id: int) -> Project:
+        return self._parse(await self._get(f"Project/v1/Project/{int(project_id)}"), Project)
+
+    async def get_offices(self) -> list[Office]:
+        return self._parse_list(await self._get("Office/v1/Office/GetAll"), Office)
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+
+    async def _get(self, path: str, params: Sequence[tuple[str, Any]] = ()) -> httpx.Response:
+        return await self._send("GET", path, params=params, retry_transport=True)
+
+    async def _put(self, path: str, body: BaseModel) -> None:
+        await self._send("PUT", path, content=_body_of(body), retry_transport=False)
+
+    async def _send(self, method: str, path: str, *, params: Sequence[tuple[str, Any]] = (),
+                    content: bytes | None = None, retry_transport: bool) -> httpx.Response:
+        query = [(name, _query_value(value)) for name, value in params if value is not None]
+        headers = {"Content-Type": "application/json; charset=utf-8"} if content is not None else None
+        where = f"/{path}"
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = await self._http.request(method, path, params=query, content=content, headers=headers)
+            except httpx.TransportError as exc:  # connect/read/write errors, timeouts, dropped responses
+                kind = type(exc).__name__
+                if not retry_transport or attempt == self._max_attempts:
+                    hint = "" if retry_transport else "; the write may or may not have been applied"
+                    raise QondorTransportError(f"Qondor {method} {where}: {kind}: {exc}{hint}", method=method,
+                                               path=where) from exc
+                wait = _backoff(attempt, self._backoff_base)
+                log.warning("Qondor %s %s: %s (attempt %d/%d), retrying in %.2fs", method, where, kind, attempt,
+                            self._max_attempts, wait)
+                await asyncio.sleep(wait)
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < self._max_attempts:
+                retry_after = _retry_after(response)
+                wait = retry_after if retry_after is not None else _backoff(attempt, self._backoff_base)
+                log.warning("Qondor %s %s: HTTP %d (attempt %d/%d), retrying in %.2fs", method, where,
+                            response.status_code, attempt, self._max_attempts, wait)
+                await asyncio.sleep(wait)
+                continue
+            if response.status_code >= 400:
+                raise _error_for(response, method, where)
+            log.debug("Qondor %s %s: HTTP %d", method, where, response.status_code)
+            return response
+        raise AssertionError("unreachable: the last attempt always returns or raises")  # pragma: no cover
+
+    def _parse(self, response: httpx.Response, model: type[T]) -> T:
+        try:
+            return model.model_validate(self._json(response))
+        except ValidationError as exc:
+            raise _unexpected(response, f"does not match {model.__name__}: {exc}") from exc
+
+    def _parse_list(self, response: httpx.Response, model: type[T]) -> list[T]:
+        try:
+            return TypeAdapter(list[model]).validate_python(self._json(response))  # type: ignore[valid-type]
+        except ValidationError as exc:
+            raise _unexpected(response, f"is not a list of {model.__name__}: {exc}") from exc
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError as exc:
+            raise _unexpected(response, f"is not JSON: {exc}") from exc
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _unexpected(response: httpx.Response, what: str) -> QondorError:
+    request = response.request
+    return QondorError(f"Qondor {request.method} {request.url.path}: the response body {what}",
+                       status=response.status_code, body=response.text[:_BODY_EXCERPT], method=request.method,
+                       path=request.url.path)
+
+
+def _error_for(response: httpx.Response, method: str, where: str) -> QondorError:
+    """Map an error response to its class, reading ProblemDetails (400/422) or APIM's ``{statusCode, message}``."""
+    status = response.status_code
+    text = response.text[:_BODY_EXCERPT]
+    doc: Any = None
+    if "json" in response.headers.get("Content-Type", ""):
+        try:
+            doc = response.json()
+        except ValueError:
+            doc = None
+    doc = doc if isinstance(doc, dict) else {}
+    errors = doc.get("errors") if isinstance(doc.get("errors"), dict) else {}
+    errors = {str(k): [str(m) for m in (v if isinstance(v, list) else [v])] for k, v in errors.items()}
+    title = doc.get("title") if isinstance(doc.get("title"), str) else None
+    detail = doc.get("detail") or doc.get("message")
+    summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()) or detail or title or text[:300]
+    message = f"Qondor {method} {where}: HTTP {status}" + (f": {summary}" if summary else "")
+    kwargs: dict[str, Any] = {"status": status, "title": title, "errors": errors,
+                              "trace_id": doc.get("traceId") if isinstance(doc.get("traceId"), str) else None,
+                              "body": text, "method": method, "path": where}
+    if status in (400, 422):
+        return QondorValidationError(message, **kwargs)
+    if status in (401, 403):
+        return QondorAuthError(message, **kwargs)
+    if status == 404:
+        return QondorNotFoundError(message, **kwargs)
+    if status in RETRY_STATUSES:
+        return QondorRateLimitedError(message, retry_after=_retry_after(response), **kwargs)
+    if status >= 500:
+        return QondorServerError(message, **kwargs)
+    return QondorError(message, **kwargs)

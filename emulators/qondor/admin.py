@@ -1,0 +1,106 @@
+"""Admin API (``/_admin/…``, no subscription key): seed data, inspect state and requests, steer faults/limits.
+
+Why over HTTP as well as in Python: end-to-end runs and the demo drive an emulator served by uvicorn,
+possibly from another process, so everything a test does with ``app.state.qondor`` is also reachable here.
+Bodies use the same camelCase JSON as the wire models (docs/qondor-invoice-api.md, "Emulator admin API").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emulators.faults import FaultInjector
+from emulators.qondor.state import QondorState, SeedError
+from emulators.qondor.wire import json_response, loads
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    return loads(raw) if raw.strip() else None
+
+
+def _bad(message: str, problems: list[str] | None = None) -> Response:
+    return JSONResponse({"error": message, "problems": problems or [message]}, status_code=400)
+
+
+def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
+    """All admin routes except ``/_admin/faults`` (that one comes from the shared fault module)."""
+
+    async def seed(request: Request) -> Response:
+        try:
+            doc = await _body(request)
+        except ValueError as exc:
+            return _bad(f"body is not JSON: {exc}")
+        if not isinstance(doc, dict):
+            return _bad("the seed must be a JSON object with offices/customers/projects/invoices lists")
+        try:
+            counts = state.seed(doc)
+        except SeedError as exc:
+            return _bad("seed rejected; nothing was stored", exc.problems)
+        return json_response({"seeded": counts})
+
+    async def add_invoices(request: Request) -> Response:
+        try:
+            doc = await _body(request)
+        except ValueError as exc:
+            return _bad(f"body is not JSON: {exc}")
+        items = doc.get("invoices") if isinstance(doc, dict) and "invoices" in doc else doc
+        if isinstance(items, dict):
+            items = [items]
+        if not isinstance(items, list):
+            return _bad("send an invoice object, a list of them, or {\"invoices\": [...]}")
+        try:
+            ids = state.add_invoices(items)
+        except SeedError as exc:
+            return _bad("invoices rejected; nothing was stored", exc.problems)
+        return json_response({"ids": ids}, 201)
+
+    async def get_state(request: Request) -> Response:
+        return json_response(state.snapshot())
+
+    async def get_requests(request: Request) -> Response:
+        return json_response(state.request_log())
+
+    async def clear_requests(request: Request) -> Response:
+        state.clear_requests()
+        return Response(status_code=204)
+
+    async def rate_limit(request: Request) -> Response:
+        if request.method == "GET":
+            return json_response(state.rate_limit.to_json())
+        try:
+            doc = await _body(request) or {}
+            if not isinstance(doc, dict):
+                raise ValueError("send a JSON object")
+            unknown = set(doc) - {"enabled", "limit", "callsPerSecond", "windowSeconds"}
+            if unknown:
+                raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+            limit = doc.get("limit", doc.get("callsPerSecond"))
+            window = doc.get("windowSeconds", 1.0 if "callsPerSecond" in doc else None)
+            config = state.configure_rate_limit(
+                enabled=doc.get("enabled"),
+                limit=int(limit) if limit is not None else None,
+                window_seconds=float(window) if window is not None else None,
+            )
+        except (ValueError, TypeError) as exc:
+            return _bad(str(exc))
+        return json_response(config.to_json())
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        injector.clear()
+        return Response(status_code=204)
+
+    return [
+        Route("/_admin/seed", seed, methods=["POST"]),
+        Route("/_admin/invoices", add_invoices, methods=["POST"]),
+        Route("/_admin/state", get_state, methods=["GET"]),
+        Route("/_admin/requests", get_requests, methods=["GET"]),
+        Route("/_admin/requests", clear_requests, methods=["DELETE"]),
+        Route("/_admin/rate-limit", rate_limit, methods=["GET", "POST"]),
+        Route("/_admin/reset", reset, methods=["POST"]),
+    ]
