@@ -39,10 +39,11 @@ def create_app(state: QondorState | None = None, *, subscription_keys: Collectio
     state = state if state is not None else QondorState()
     keys = frozenset(subscription_keys) if subscription_keys is not None else frozenset({DEFAULT_SUBSCRIPTION_KEY})
     injector = FaultInjector()
+    routes = api_routes()
     app = Starlette(
-        routes=[*api_routes(), *admin_routes(state, injector), *fault_admin_routes(injector)],
+        routes=[*routes, *admin_routes(state, injector), *fault_admin_routes(injector)],
         middleware=[
-            Middleware(QondorGateway, state=state, keys=keys),
+            Middleware(QondorGateway, state=state, keys=keys, routes=routes),
             Middleware(FaultMiddleware, injector=injector, error_body=apim_error_body),
         ],
         exception_handlers={404: _no_route, 405: _wrong_method},

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulators.qondor.state import QondorState
@@ -36,10 +37,14 @@ def format_retry_after(seconds: float, window_seconds: float) -> str:
 class QondorGateway:
     """Outermost middleware: 401 without a valid key, 429 over the rate limit, every API call logged."""
 
-    def __init__(self, app: ASGIApp, *, state: QondorState, keys: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, *, state: QondorState, keys: Collection[str],
+                 routes: Sequence[BaseRoute] = ()) -> None:
+        """``routes`` name each logged request by its template (``/Invoicing/v1/Invoice/{id}``), even when a
+        fault or the gateway answered it before routing."""
         self.app = app
         self.state = state
         self.keys = frozenset(keys)
+        self.routes = [r for r in routes if isinstance(r, Route)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
@@ -71,10 +76,19 @@ class QondorGateway:
                 return
             await self._forward(scope, body, receive, send, entry)
         finally:
-            route = scope.get("route")
-            entry["route"] = getattr(route, "path", None)
+            entry["route"] = self._template(scope)
             entry["durationMs"] = round((time.perf_counter() - started) * 1000, 3)
             self.state.log_request(entry)
+
+    def _template(self, scope: Scope) -> str | None:
+        partial = None
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return route.path
+            if match is Match.PARTIAL and partial is None:
+                partial = route.path
+        return partial
 
     async def _forward(self, scope: Scope, body: bytes, receive: Receive, send: Send, entry: dict[str, Any]) -> None:
         replayed = False
