@@ -48,11 +48,9 @@ def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
             doc = await _body(request)
         except ValueError as exc:
             return _bad(f"body is not JSON: {exc}")
-        items = doc.get("invoices") if isinstance(doc, dict) and "invoices" in doc else doc
-        if isinstance(items, dict):
-            items = [items]
-        if not isinstance(items, list):
-            return _bad("send an invoice object, a list of them, or {\"invoices\": [...]}")
+        items = [doc] if isinstance(doc, dict) and "invoices" not in doc else doc  # one invoice, a list, or a seed
+        if not isinstance(items, list | dict):
+            return _bad("send an invoice object, a list of them, or a seed document with an 'invoices' list")
         try:
             ids = state.add_invoices(items)
         except SeedError as exc:

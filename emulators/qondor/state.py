@@ -199,8 +199,18 @@ class QondorState:
                 "contactPersons": sum(len(p) for _, p in customers) + len(loose),
                 "projects": len(projects), "invoices": len(invoices)}
 
-    def add_invoices(self, items: Iterable[Mapping[str, Any]]) -> list[int]:
-        """Add queue items; an item without ``id`` gets the next free one. Existing ids are refused."""
+    def add_invoices(self, items: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> list[int]:
+        """Add queue items; an item without ``id`` gets the next free one. Existing ids are refused.
+
+        ``items`` is a list of invoices, or a seed document (e.g. :func:`~emulators.qondor.sample.bulk_invoices`):
+        then its offices/customers/projects are upserted as by :meth:`seed` and its invoices added.
+        """
+        if isinstance(items, Mapping):
+            master = {k: v for k, v in items.items() if k != "invoices"}
+            with self._lock:
+                if master:
+                    self.seed(master)  # an upsert: harmless even if the invoices are then refused
+                return self.add_invoices(items.get("invoices") or [])
         items = list(items)
         problems: list[str] = []
         with self._lock:
@@ -332,6 +342,11 @@ class QondorState:
         """The stored invoice as the wire model (raises KeyError when unknown)."""
         with self._lock:
             return QondorInvoice.model_validate(copy.deepcopy(self.invoices[invoice_id]))
+
+    def invoice_ids(self) -> list[int]:
+        """Every stored invoice id (any status), ascending."""
+        with self._lock:
+            return sorted(self.invoices)
 
     def status_of(self, invoice_id: int) -> QueueStatus:
         with self._lock:

@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 from clients.qondor import QondorClient, QondorTransportError
 from domain.qondor import QueueStatus, SetAsProcessed
 from emulators.qondor import DEFAULT_SUBSCRIPTION_KEY, QondorState, create_app
-from emulators.qondor.sample import jsonable, sample_office_data
+from emulators.qondor.sample import bulk_invoices, jsonable, sample_office_data
+from emulators.qondor.state import SeedError
 from emulators.server import serve_in_thread
 
 from .conftest import BASE_URL
@@ -162,3 +163,13 @@ async def test_dropped_put_response_over_a_real_socket() -> None:
             with pytest.raises(QondorTransportError):
                 await client.set_as_processed(SetAsProcessed(invoice_id=2501))
     assert state.status_of(2501) is QueueStatus.PROCESSED
+
+
+async def test_add_invoices_takes_a_bulk_seed_document(admin: httpx.AsyncClient, state: QondorState) -> None:
+    state.add_invoices(bulk_invoices(2, 3, 50_000, repeat_customers=True))
+    over_http = await admin.post("/_admin/invoices", json=jsonable(bulk_invoices(2, 2, 60_000, repeat_customers=False)))
+    assert over_http.status_code == 201 and over_http.json() == {"ids": [60_000, 60_001]}
+    assert state.invoice_ids()[-5:] == [50_000, 50_001, 50_002, 60_000, 60_001]
+    assert state.customer(60_001)["name"] == "Bulkkunde 60001 AS"
+    with pytest.raises(SeedError, match="already exists"):
+        state.add_invoices(bulk_invoices(2, 1, 50_000, repeat_customers=True))
