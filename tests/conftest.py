@@ -16,9 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Stack, new_stack  # noqa: E402
+from harness import Stack, new_stack
 
-from workers.devstack import start_temporal  # noqa: E402
+from workers.devstack import start_temporal
 
 
 @pytest.fixture(scope="session")

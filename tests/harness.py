@@ -7,6 +7,7 @@ terminates its office's workflows when it closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
@@ -26,7 +27,6 @@ from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data
 from emulators.server import RunningServer, serve_in_thread
 from emulators.tripletex import create_app as create_tripletex_app
-from emulators.tripletex.seed import demo_seed
 from store import Store
 from workers.devstack import demo_config, office_document
 from workers.worker import SyncWorker, WorkerSettings
@@ -57,7 +57,7 @@ class Stack:
     def tripletex(self) -> Any:
         return self.tripletex_app.state.tripletex
 
-    def office(self):  # noqa: ANN201
+    def office(self):
         return self.config.office(self.office_id)
 
     # --- worker ---------------------------------------------------------------------------------
@@ -117,15 +117,11 @@ class Stack:
     async def close(self) -> None:
         await self.stop_worker()
         async for wf in self.client.list_workflows(f"OfficeId={self.office_id} AND ExecutionStatus='Running'"):
-            try:
+            with contextlib.suppress(Exception):
                 await self.client.get_workflow_handle(wf.id).terminate("test finished")
-            except Exception:  # noqa: BLE001 - already closed
-                pass
         for name in ("queue-poller", "payment-sweep"):
-            try:
+            with contextlib.suppress(Exception):
                 await self.client.get_workflow_handle(f"{name}-{self.office_id}").terminate("test finished")
-            except Exception:  # noqa: BLE001
-                pass
         for server in self.servers:
             server.stop()
         self.store.dispose()
@@ -157,7 +153,6 @@ def new_stack(
     qondor_app.state.qondor.configure_rate_limit(enabled=False)
     qondor_app.state.qondor.seed(seed if seed is not None else sample_office_data(office_id))
     tripletex_app = create_tripletex_app()
-    demo_seed(tripletex_app.state.tripletex)
     servers: list[RunningServer] = []
     qondor_url, tripletex_url = "http://qondor.test", "http://tripletex.test"
     if loopback:

@@ -19,17 +19,18 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.config import ServiceConfig, parse_config
-from emulators.qondor.app import DEFAULT_SUBSCRIPTION_KEY, create_app as create_qondor_app
+from emulators.qondor.app import DEFAULT_SUBSCRIPTION_KEY
+from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data
+from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD
 from emulators.tripletex import create_app as create_tripletex_app
-from emulators.tripletex.seed import DEMO_CARD_PAYMENT_TYPE_ID, DEMO_CONSUMER_TOKEN, DEMO_EMPLOYEE_TOKEN, demo_seed
 from workflows import search_attributes as sa
 
 DEMO_OFFICE_ID = 2
 SECRET_ENV = {
     "QONDOR_SYNC_DEMO_QONDOR_KEY": DEFAULT_SUBSCRIPTION_KEY,
-    "QONDOR_SYNC_DEMO_TRIPLETEX_CONSUMER_TOKEN": DEMO_CONSUMER_TOKEN,
-    "QONDOR_SYNC_DEMO_TRIPLETEX_EMPLOYEE_TOKEN": DEMO_EMPLOYEE_TOKEN,
+    "QONDOR_SYNC_DEMO_TRIPLETEX_CONSUMER_TOKEN": DEFAULT_CONSUMER_TOKEN,
+    "QONDOR_SYNC_DEMO_TRIPLETEX_EMPLOYEE_TOKEN": DEFAULT_EMPLOYEE_TOKEN,
 }
 """The emulators' credentials, passed the production way: environment variables named in the office file."""
 
@@ -88,7 +89,7 @@ def office_document(
         "accounting_system": "tripletex",
         "flows": ["invoices", "payments"],
         "invoice_mode": "invoice",
-        "card_payment_type_id": DEMO_CARD_PAYMENT_TYPE_ID,
+        "card_payment_type_id": PAYMENT_TYPE_CARD,
         "article_mapping": DEMO_ARTICLE_MAPPING,
         "queue_poll_seconds": 1.0,
         "payment_sweep_minutes": 5.0,
@@ -128,14 +129,12 @@ def toml_document(offices: list[dict[str, Any]]) -> str:
 
 
 def emulator_app(name: str, *, seed: str = "sample", office_id: int = DEMO_OFFICE_ID) -> ASGIApp:
-    """A fresh emulator, seeded with the sample office (Qondor) or the demo company (Tripletex)."""
+    """A fresh emulator: the sample office (Qondor) or a sandbox-like company (Tripletex)."""
     if name == "qondor":
         app = create_qondor_app()
         if seed == "sample":
             app.state.qondor.seed(sample_office_data(office_id))
         return app
     if name == "tripletex":
-        app = create_tripletex_app()
-        demo_seed(app.state.tripletex)
-        return app
+        return create_tripletex_app()  # a sandbox-like company: token pair, VAT types, payment types
     raise ValueError(f"unknown emulator {name!r}")

@@ -116,7 +116,7 @@ class SyncWorker:
             await self.clients.aclose()
 
 
-class _all_running:  # noqa: N801 - used as a context manager name
+class _all_running:
     """Run several workers together and shut them all down gracefully."""
 
     def __init__(self, workers: Sequence[Worker]) -> None:
