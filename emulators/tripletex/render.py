@@ -71,9 +71,9 @@ def _parse_list(text: str, pos: int) -> tuple[FieldTree, int]:
 
 
 def to_json(value: Any) -> Any:
-    """Decimals become JSON numbers (floats print their shortest exact form, e.g. 1250.5), recursively."""
+    """Decimals become JSON numbers written like doubles (``1250.5``, ``0.0``; the shortest exact form), recursively."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+        return float(value)
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
