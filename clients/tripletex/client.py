@@ -264,7 +264,7 @@ class TripletexClient:
                 rate_limited += 1
                 if waited + wait > self._max_rate_limit_wait:
                     raise self._error(response, method, path)
-                log.warning("Tripletex %s %s: rate limited, waiting %.1f s", method, path, wait)
+                log.warning("Tripletex %s %s: rate limited, waiting %.2f s", method, path, wait)
                 waited += wait
                 await self._sleep(wait)
                 continue
@@ -283,7 +283,7 @@ class TripletexClient:
             body = None
         error = error_from_response(response.status_code, body, response.headers, method=method, path=path)
         if isinstance(error, TripletexRateLimitedError):
-            log.warning("Tripletex %s %s: still rate limited after %.0f s of waiting", method, path,
+            log.warning("Tripletex %s %s: still rate limited after %.1f s of waiting", method, path,
                         self._max_rate_limit_wait)
         return error
 
