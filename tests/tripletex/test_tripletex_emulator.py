@@ -289,7 +289,8 @@ async def test_fields_projection(raw: httpx.AsyncClient, order_body: Any) -> Non
     params = {"invoiceDateFrom": "2025-03-01", "invoiceDateTo": "2025-04-01"}
     nested = await raw.get("/invoice", params={**params, "fields": "id,orders(reference,project(id,number)),customer"})
     assert nested.json()["values"] == [{
-        "id": invoice["id"], "orders": [{"reference": "Q-9", "project": {"id": body["project"]["id"], "number": "P-9"}}],
+        "id": invoice["id"],
+        "orders": [{"reference": "Q-9", "project": {"id": body["project"]["id"], "number": "P-9"}}],
         "customer": {"id": customer["id"], "url": f"tripletex.test/v2/customer/{customer['id']}"},
     }]
     star = (await raw.get(f"/invoice/{invoice['id']}", params={"fields": "*"})).json()["value"]
