@@ -42,6 +42,22 @@ async def client(app: Starlette) -> AsyncIterator[TripletexClient]:
 
 
 @pytest.fixture
+async def make_client(app: Starlette) -> AsyncIterator[Callable[..., TripletexClient]]:
+    """``make_client(consumer_token=..., employee_token=..., **kwargs)``: more clients on the same emulator."""
+    made: list[TripletexClient] = []
+
+    def make(consumer_token: str = DEFAULT_CONSUMER_TOKEN, employee_token: str = DEFAULT_EMPLOYEE_TOKEN,
+             **kwargs: Any) -> TripletexClient:
+        made.append(fast(TripletexClient(BASE_URL, consumer_token, employee_token,
+                                         transport=httpx.ASGITransport(app=app), **kwargs)))
+        return made[-1]
+
+    yield make
+    for c in made:
+        await c.aclose()
+
+
+@pytest.fixture
 async def raw(app: Starlette, state: TripletexState) -> AsyncIterator[httpx.AsyncClient]:
     """A bare httpx client with a valid session: for emulator behaviour the client would hide."""
     session = state.create_session(DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, date.today() + timedelta(days=1))
