@@ -2,7 +2,7 @@
 
 ==============================  =====================================================================
 ``POST /_admin/seed``           seed document (see ``seed.py``) -> 201 ``{"created": {key: [ids]}}``
-``GET /_admin/state``           every entity, incl. bookkeeping keys (``_sentToCustomer``, ``_payments``)
+``GET /_admin/state``           every entity, incl. bookkeeping keys (``_sent``, ``_payments``)
 ``GET /_admin/requests``        ``{"total", "counts": {"GET /v2/invoice": n, ...}, "requests": [...]}``
 ``POST /_admin/requests/clear`` empty the request log -> 204
 ``POST|GET|DELETE /_admin/faults``  fault rules (see ``emulators/faults.py``)

@@ -10,7 +10,7 @@ Amounts (NOTES.md §11, §12, §20):
 
 Invoicing: ``PUT /order/{id}/:invoice`` closes the order; ``POST /invoice`` (exactly one order, by id or
 embedded) does not, but both charge the order's uncharged lines, so an order cannot be invoiced twice. A
-closed order is 422. ``sendToCustomer`` defaults to true and is recorded as ``_sentToCustomer``.
+closed order is 422. ``sendToCustomer`` defaults to true and is recorded as ``_sent``.
 
 Credit notes (``:createCreditNote``) always reverse the whole invoice: a new invoice with negated amounts,
 ``isCreditNote``, ``creditedInvoice`` = the original's id, both with nothing outstanding; the original gets
@@ -221,7 +221,7 @@ def _charge(
         "deliveryDate": order.get("deliveryDate"), "isCreditNote": credited is not None, "isCredited": False,
         "isCharged": True, "isApproved": True, "creditedInvoice": credited["id"] if credited else None,
         "ehfSendStatus": "DO_NOT_SEND",
-        "_sentToCustomer": send_to_customer, "_sendType": send_type, "_payments": [],
+        "_sent": send_to_customer, "_sendType": send_type, "_payments": [],
         **_amounts(amount, amount_excl, outstanding),
     }
     if payment_type_id is not None:
@@ -348,7 +348,7 @@ def create_credit_note(state: TripletexState, invoice_id: int, credit_date: date
         "currency": original["currency"], "kid": _kid(number), "comment": comment,
         "deliveryDate": original.get("deliveryDate"), "isCreditNote": True, "isCredited": False,
         "isCharged": True, "isApproved": True, "creditedInvoice": original["id"], "ehfSendStatus": "DO_NOT_SEND",
-        "_sentToCustomer": send_to_customer, "_sendType": send_type, "_payments": [],
+        "_sent": send_to_customer, "_sendType": send_type, "_payments": [],
         **_amounts(-original["amount"], -original["amountExcludingVat"], Decimal(0)),
     }
     credit = state.insert("invoice", {k: v for k, v in credit.items() if v is not None or k.startswith("_")})

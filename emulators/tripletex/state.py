@@ -5,8 +5,8 @@ state, so every mutation (and every multi-step read) runs under ``state.lock``. 
 while holding it.
 
 Entities are stored as dicts in Tripletex's JSON shape (``{"id": n}`` for references, ``Decimal`` for
-amounts). Keys starting with ``_`` are the emulator's bookkeeping (e.g. ``_sentToCustomer``,
-``_payments``): never rendered by the API, visible in ``GET /_admin/state``.
+amounts). Keys starting with ``_`` are the emulator's bookkeeping (an invoice's ``_sent``: whether it went to
+the customer; ``_payments``): never rendered by the API, visible in ``GET /_admin/state`` and ``payments_of``.
 """
 
 from __future__ import annotations
@@ -171,6 +171,11 @@ class TripletexState:
     def all(self, table: str) -> list[dict[str, Any]]:
         with self.lock:
             return list(self.tables[table].values())
+
+    def payments_of(self, invoice_id: int) -> list[dict[str, Any]]:
+        """Payments registered on an invoice (prepayment and ``:payment`` calls): date, paymentTypeId, amount."""
+        with self.lock:
+            return [dict(p) for p in self.require("invoice", invoice_id).get("_payments", [])]
 
     @staticmethod
     def touch(entity: dict[str, Any]) -> None:

@@ -162,7 +162,7 @@ async def test_invoices_are_never_sent_unless_asked(client: TripletexClient, sta
     charged = await client.invoice_order(order["id"], invoice_date=date(2025, 3, 3), payment_type_id=PAYMENT_TYPE_CARD,
                                          paid_amount=Decimal("1250.00"))
     credit = await client.create_credit_note(posted["id"], credit_date=date(2025, 3, 4))
-    assert [state.get("invoice", i["id"])["_sentToCustomer"] for i in (posted, charged, credit)] == [False] * 3
+    assert [state.get("invoice", i["id"])["_sent"] for i in (posted, charged, credit)] == [False] * 3
     assert all("sendToCustomer=false" in r.query for r in state.requests if r.method in ("POST", "PUT")
                and "invoice" in r.path)
     assert charged["amountOutstanding"] == 0

@@ -184,7 +184,7 @@ async def test_invoicing_an_order_closes_it_and_a_closed_order_cannot_be_invoice
     assert (again.status_code, again.json()["code"]) == (422, 18000)
     assert state.get("order", order["id"])["isClosed"] is True
     assert len(state.all("invoice")) == 1
-    assert state.all("invoice")[0]["_sentToCustomer"] is True  # the API's default is to send
+    assert state.all("invoice")[0]["_sent"] is True  # the API's default is to send
     missing = await raw.put(f"/order/{order['id']}/:invoice")
     assert messages(missing) == [("invoiceDate", 15000)]
 
@@ -200,7 +200,7 @@ async def test_post_invoice_takes_exactly_one_order_and_creates_an_embedded_one(
     assert (first.status_code, second.status_code) == (201, 201)
     invoices = state.all("invoice")
     assert [i["invoiceNumber"] for i in invoices] == [1, 2]
-    assert [i["_sentToCustomer"] for i in invoices] == [False, True]
+    assert [i["_sent"] for i in invoices] == [False, True]
     assert [state.get("order", i["orders"][0]["id"])["reference"] for i in invoices] == ["Q-1", "Q-2"]
     assert [o["isClosed"] for o in state.all("order")] == [False, False]  # POST /invoice does not close the order
     by_id = await raw.post("/invoice", json={"invoiceDate": "2025-03-03", "orders": [{"id": invoices[0]["orders"][0]
@@ -260,7 +260,7 @@ async def test_credit_note_reverses_the_whole_invoice(raw: httpx.AsyncClient, st
     assert (original["isCredited"], original["amountOutstanding"], original["version"]) == (True, 0, 1)
     assert (stored["isCreditNote"], stored["creditedInvoice"], stored["amount"], stored["amountOutstanding"]) == (
         True, invoice["id"], Decimal("-1250.00"), 0)
-    assert (stored["invoiceNumber"], stored["invoiceDate"], stored["_sentToCustomer"]) == (2, "2025-03-05", False)
+    assert (stored["invoiceNumber"], stored["invoiceDate"], stored["_sent"]) == (2, "2025-03-05", False)
     assert (await raw.put(credit_path, params={"date": "2025-03-06"})).status_code == 422  # already credited
 
 
@@ -294,7 +294,7 @@ async def test_fields_projection(raw: httpx.AsyncClient, order_body: Any) -> Non
         "customer": {"id": customer["id"], "url": f"tripletex.test/v2/customer/{customer['id']}"},
     }]
     star = (await raw.get(f"/invoice/{invoice['id']}", params={"fields": "*"})).json()["value"]
-    assert set(star["orders"][0]) == {"id", "url"} and "_sentToCustomer" not in star and "changes" not in star
+    assert set(star["orders"][0]) == {"id", "url"} and "_sent" not in star and "changes" not in star
     for illegal in ("id,nonsense", "creditedInvoice(id)", "orders(reference"):
         response = await raw.get(f"/invoice/{invoice['id']}", params={"fields": illegal})
         assert (response.status_code, response.json()["code"]) == (400, 11000)
