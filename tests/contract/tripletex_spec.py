@@ -1,7 +1,8 @@
 """Validate Tripletex HTTP exchanges against Tripletex's own OpenAPI spec (v2.74.00), with openapi-core.
 
-Reusable by any test: wrap a transport (client side) or the emulator app (server side), run the code under
-test, then check every captured exchange::
+Reusable by any test (``tests/`` is on ``sys.path`` via ``tests/conftest.py``, so import it as
+``from contract.tripletex_spec import CapturingTransport, CapturingASGI, assert_conforms``): wrap a transport
+(client side) or the emulator app (server side), run the code under test, then check every captured exchange::
 
     capture = CapturingTransport(httpx.ASGITransport(app))          # or CapturingTransport(httpx.AsyncHTTPTransport())
     client = TripletexClient(base_url, ..., transport=capture)
