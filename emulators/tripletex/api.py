@@ -157,7 +157,8 @@ def endpoint(handler: Handler, *, auth: bool = True) -> Callable[[Request], Any]
                     raise ApiError(422, 22000, "Invalid JSON in the request body.") from None
         with state.lock:
             session = _authenticate(request, state) if auth else None
-            renderer = Renderer(state.get, f"{request.url.netloc}")
+            renderer = Renderer(lambda table, i: state.company if table == "company" else state.get(table, i),
+                                request.url.netloc)
             return handler(Ctx(request, state, Query(request), body, session, renderer))
 
     return run

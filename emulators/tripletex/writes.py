@@ -212,6 +212,7 @@ def update_customer(state: TripletexState, customer_id: int, body: Any) -> dict[
         require_fields(data, "name")
     _check_customer(data)
     _apply_update(state, "customer", entity, data)
+    entity["displayName"] = f"{entity['name']} ({entity['customerNumber']})"
     return entity
 
 

@@ -344,6 +344,10 @@ async def test_authentication(app: Any, state: TripletexState) -> None:
         token = post.json()["value"]["token"]
         me = await c.get("/token/session/%3EwhoAmI", auth=("0", token))
         assert me.json()["value"]["employeeId"] == 101
+        me = await c.get("/token/session/>whoAmI", params={"fields": "company(name),employee(email)"},
+                         auth=("0", token))
+        assert me.json()["value"] == {"company": {"name": state.company["name"]},
+                                      "employee": {"email": "api@emulert.example"}}
         assert (await c.get("/token/session/>whoAmI", auth=(str(state.company["id"]), token))).status_code == 200
         assert (await c.get("/customer", auth=("777", token))).status_code == 403
         state.set_today(date(2099, 1, 1))  # the token dies at midnight on its expirationDate
