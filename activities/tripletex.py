@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 SYSTEM = "tripletex"
 SWEEP_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCredited,isCreditNote,orders(id)"
 LOOKUP_FIELDS = (
-    "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCreditNote,creditedInvoice(id),orders(id,reference)"
+    "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCreditNote,creditedInvoice,orders(id,reference)"
 )
 
 
@@ -383,7 +383,7 @@ class TripletexActivities:
                     customer_id=customer_id,
                     fields=LOOKUP_FIELDS,
                 ):
-                    if (found.get("creditedInvoice") or {}).get("id") == int(original.invoice_id):
+                    if found.get("creditedInvoice") == int(original.invoice_id):
                         return _invoice_result(found)
         if office.invoice_mode is InvoiceMode.ORDER:
             params: dict[str, Any] = {

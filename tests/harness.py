@@ -13,6 +13,8 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,14 @@ import httpx
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from activities.qondor import QondorActivities
+from clients.tripletex import TripletexClient
 from domain.config import ServiceConfig
 from domain.qondor import QueueStatus
 from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data
 from emulators.server import RunningServer, serve_in_thread
+from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_BANK
 from emulators.tripletex import create_app as create_tripletex_app
 from store import Store
 from workers.devstack import demo_config, office_document
@@ -79,6 +83,19 @@ class Stack:
             self._stop.set()
             await self._task
             self._task = None
+
+    def tripletex_client(self) -> TripletexClient:
+        """A client for the emulated Tripletex as a finance user would use it (same company)."""
+        url = self.servers[1].url if self.servers else "http://tripletex.test"
+        transport = None if self.servers else httpx.ASGITransport(app=self.tripletex_app)
+        return TripletexClient(f"{url}/v2", DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, transport=transport)
+
+    async def tripletex_pay(self, invoice_id: int, amount: Decimal) -> None:
+        """The customer pays: finance registers the bank payment in Tripletex."""
+        async with self.tripletex_client() as client:
+            await client.register_payment(
+                invoice_id, payment_date=date.today(), payment_type_id=PAYMENT_TYPE_BANK, paid_amount=amount
+            )
 
     async def discover(self) -> tuple[int, int]:
         """One poll of the office's queue (what the poller does every few seconds)."""

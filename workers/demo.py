@@ -214,7 +214,7 @@ def tripletex_duplicates(state) -> dict[str, int]:
             keys[f"order {order['reference']}"] += 1
     for invoice in state.all("invoice"):
         if invoice.get("isCreditNote"):
-            keys[f"credit note of {(invoice.get('creditedInvoice') or {}).get('id')}"] += 1
+            keys[f"credit note of {invoice.get('creditedInvoice')}"] += 1
     return {key: n for key, n in keys.items() if n > 1}
 
 
