@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from clients.qondor import QondorClient
-from clients.tripletex import TripletexClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from clients.qondor import QondorClient
+from clients.tripletex import TripletexClient
 from domain.config import OfficeConfig, ServiceConfig
 from domain.errors import ConfigurationError, SyncError, TransientError
 from store import Store

@@ -12,12 +12,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.common import AsyncStore, OfficeClients, audit, classified
+from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
 from domain.errors import DataError, TransientError
 from domain.qondor import (
     CustomerSummary,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from clients.slack import SlackNotifier
 from temporalio import activity
 
 from activities.common import AsyncStore, OfficeClients
+from clients.slack import SlackNotifier
 from domain.sync import NotifyRequest, OutcomeRequest, Step, SyncState
 
 _FINAL_TRACKING_STATE = {SyncState.PAID: "paid", SyncState.CREDITED: "credited"}

@@ -23,12 +23,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from clients.tripletex import TripletexClient, TripletexValidationError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.common import AsyncStore, OfficeClients, attempt, audit, classified
+from clients.tripletex import TripletexClient, TripletexValidationError
 from domain.config import InvoiceMode, OfficeConfig
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import InvoiceKind

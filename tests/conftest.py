@@ -17,7 +17,6 @@ from temporalio.testing import WorkflowEnvironment
 sys.path.append(str(Path(__file__).parent))  # after the project root: tests/store must not shadow store
 
 from harness import Stack, new_stack
-
 from workers.devstack import start_temporal
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from harness import Stack
 from temporalio.client import Client
 
 from domain.qondor import QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
 from emulators.tripletex import PAYMENT_TYPE_CARD
+from harness import Stack
 from workers.demo import tripletex_duplicates
 from workflows.office import PaymentSweep
 
