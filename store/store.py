@@ -9,6 +9,7 @@ Core); activities call it through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -29,6 +30,10 @@ from store.records import AuditEntry, Link, TrackedInvoice
 DEFAULT_URL = "sqlite:///.qondor-sync/qondor-sync.db"
 ALEMBIC_INI = Path(__file__).parent / "migrations" / "alembic.ini"
 BULK_CHUNK = 1000
+
+# Alembic's command API works through module-global proxies (``alembic.context``, ``alembic.op``), so two
+# threads of one process must not migrate at once; other processes are held off by the lock in env.py.
+_MIGRATE_LOCK = threading.Lock()
 
 links_t = LinkRow.__table__
 invoices_t = TrackedInvoiceRow.__table__
@@ -141,7 +146,7 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; a no-op when it is there already (call at every start)."""
-        with self._engine.connect() as connection:
+        with _MIGRATE_LOCK, self._engine.connect() as connection:
             command.upgrade(alembic_config(connection), "head")
 
     def dispose(self) -> None:

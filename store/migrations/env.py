@@ -44,6 +44,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table copies for ALTERs
     )
+    if connection.in_transaction():
+        # The caller's transaction (a tool that already used this connection): it owns commit and locking.
+        context.run_migrations()
+        return
     with connection.begin():
         _lock(connection)
         context.run_migrations()
