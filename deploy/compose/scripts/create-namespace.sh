@@ -10,10 +10,18 @@ until temporal operator cluster health; do echo "waiting for Temporal"; sleep 2;
 temporal operator namespace describe -n "$TEMPORAL_NAMESPACE" >/dev/null 2>&1 \
   || temporal operator namespace create -n "$TEMPORAL_NAMESPACE" --retention 30d
 
-temporal operator search-attribute create --name OfficeId --type Int
-temporal operator search-attribute create --name QondorInvoiceId --type Int
-temporal operator search-attribute create --name ProjectNumber --type Keyword
-temporal operator search-attribute create --name AccountingSystem --type Keyword
-temporal operator search-attribute create --name InvoiceKind --type Keyword
-temporal operator search-attribute create --name SyncState --type Keyword
+# A namespace just created takes a moment to be visible everywhere: retry each registration.
+attribute() {
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    temporal operator search-attribute create --name "$1" --type "$2" && return 0
+    sleep 2
+  done
+  return 1
+}
+attribute OfficeId Int
+attribute QondorInvoiceId Int
+attribute ProjectNumber Keyword
+attribute AccountingSystem Keyword
+attribute InvoiceKind Keyword
+attribute SyncState Keyword
 echo "namespace $TEMPORAL_NAMESPACE and search attributes ready"
