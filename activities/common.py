@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -159,3 +161,35 @@ async def audit(
         activity=activity_type,
         detail=detail,
     )
+
+
+class KeyLocks:
+    """Mutual exclusion per business key while one sync finds-else-creates it.
+
+    Two syncs of the same customer (or project, or project manager) running at once would both find
+    nothing and both create. Within a worker an asyncio lock queues them; across workers a lease in the
+    store does (it expires, so a crashed holder never blocks for long). A sync that cannot get the lease
+    in ``wait`` seconds fails its attempt transiently and Temporal retries it.
+    """
+
+    def __init__(self, store: AsyncStore, ttl_seconds: float = 120.0, wait_seconds: float = 15.0) -> None:
+        self.store = store
+        self.ttl = ttl_seconds
+        self.wait = wait_seconds
+        self._local: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        local = self._local.setdefault(name, asyncio.Lock())
+        async with local:
+            workflow_id, _, activity_type = workflow_context()
+            owner = f"{workflow_id}/{activity_type}" if workflow_id else f"local/{uuid.uuid4()}"
+            deadline = time.monotonic() + self.wait
+            while not await self.store.try_lock(name, owner, self.ttl):
+                if time.monotonic() > deadline:
+                    raise TransientError(f"{name} is being written by another sync; retrying", retry_after=1.0)
+                await asyncio.sleep(0.2)
+            try:
+                yield
+            finally:
+                await self.store.unlock(name, owner)

@@ -118,7 +118,8 @@ class QondorActivities:
         if original.status == QueueStatus.UNPROCESSED:
             # The original is still waiting in the queue: wait for its sync instead of failing the credit note.
             raise TransientError(
-                f"{describe(invoice)}: the credited invoice {original.id} is not booked yet; waiting for it"
+                f"{describe(invoice)}: the credited invoice {original.id} is not booked yet; waiting for it",
+                retry_after=2.0,
             )
         return int(original.status)
 

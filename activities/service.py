@@ -33,8 +33,11 @@ class ServiceActivities:
     @activity.defn(name=Step.RECORD_OUTCOME.value)
     async def record_outcome(self, request: OutcomeRequest) -> None:
         """Close the invoice's payment tracking so later sweeps no longer list it."""
+        system = request.system.value
+        if await self.store.tracked_invoice(request.office_id, system, request.invoice_id) is None:
+            return  # settled at creation (card payments): never tracked
         state = _FINAL_TRACKING_STATE.get(request.state, "closed")
-        await self.store.set_invoice_state(request.office_id, request.system.value, request.invoice_id, state)
+        await self.store.set_invoice_state(request.office_id, system, request.invoice_id, state)
 
     def all(self) -> list:
         return [self.notify, self.record_outcome]

@@ -27,7 +27,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.common import AsyncStore, OfficeClients, attempt, audit, classified
+from activities.common import AsyncStore, KeyLocks, OfficeClients, attempt, audit, classified
 from clients.tripletex import TripletexClient, TripletexValidationError
 from domain.config import InvoiceMode, OfficeConfig
 from domain.errors import ConfigurationError, DataError
@@ -72,6 +72,7 @@ class TripletexActivities:
     clients: OfficeClients
     store: AsyncStore
     temporal: Client | None = None
+    locks: KeyLocks = field(init=False)
     _vat_types: dict[int, dict[str, tuple[int, Decimal]]] = field(default_factory=dict)
     _products: dict[tuple[int, str], int | None] = field(default_factory=dict)
 
@@ -92,32 +93,56 @@ class TripletexActivities:
     async def ensure_customer(self, request: StepRequest) -> StepResult:
         async with classified():
             office_id, bundle = request.office_id, request.bundle
-            client = self.clients.tripletex(office_id)
             key = customer_link_key(bundle)
-            body = customer_body(bundle)
-            digest = fingerprint(body)
-            link = await self.store.get_link(office_id, SYSTEM, "customer", key)
-            if link is not None and not link.pending:
-                if link.fingerprint == digest:
-                    return StepResult(accounting_id=link.accounting_id, action="found")
-                await self._write(client.update_customer(int(link.accounting_id), body), bundle, "customer")
-                await self.store.update_link(office_id, SYSTEM, "customer", key, fingerprint=digest)
-                await self._audit(office_id, "update", "customer", link.accounting_id, key, body)
-                return StepResult(accounting_id=link.accounting_id, action="updated")
+            found = await self._linked(office_id, "customer", key)
+            if found is None:
+                async with self.locks.hold(_lock_name(office_id, "customer", key)):
+                    found = await self._linked(office_id, "customer", key) or await self._find_or_create_customer(
+                        request, key
+                    )
+            return await self._refresh_customer(request, key, found)
 
-            org, email = customer_match_keys(bundle)
-            match = await self._find_customer(client, bundle, org, email)
-            if match is not None:
-                customer_id = str(match["id"])
-                await self._write(client.update_customer(match["id"], body), bundle, "customer")
-                await self.store.complete_link(office_id, SYSTEM, "customer", key, customer_id, fingerprint=digest)
-                await self._audit(office_id, "link+update", "customer", customer_id, key, body)
-                return StepResult(accounting_id=customer_id, action="linked")
-            created = await self._write(client.create_customer(body), bundle, "customer")
-            customer_id = str(created["id"])
-            await self.store.complete_link(office_id, SYSTEM, "customer", key, customer_id, fingerprint=digest)
-            await self._audit(office_id, "create", "customer", customer_id, key, body)
-            return StepResult(accounting_id=customer_id, action="created")
+    async def _find_or_create_customer(self, request: StepRequest, key: str) -> StepResult:
+        office_id, bundle = request.office_id, request.bundle
+        client = self.clients.tripletex(office_id)
+        body = customer_body(bundle)
+        org, email = customer_match_keys(bundle)
+        match = await self._find_customer(client, bundle, org, email)
+        if match is not None:
+            customer_id = str(match["id"])
+            # Qondor is the master for customers: a matched Tripletex customer takes Qondor's data.
+            await self._write(client.update_customer(match["id"], body), bundle, "customer")
+            await self.store.complete_link(
+                office_id, SYSTEM, "customer", key, customer_id, fingerprint=fingerprint(body)
+            )
+            await self._audit(office_id, "link+update", "customer", customer_id, key, body)
+            return StepResult(accounting_id=customer_id, action="linked")
+        created = await self._write(client.create_customer(body), bundle, "customer")
+        customer_id = str(created["id"])
+        await self.store.complete_link(office_id, SYSTEM, "customer", key, customer_id, fingerprint=fingerprint(body))
+        await self._audit(office_id, "create", "customer", customer_id, key, body)
+        return StepResult(accounting_id=customer_id, action="created")
+
+    async def _refresh_customer(self, request: StepRequest, key: str, found: StepResult) -> StepResult:
+        """A linked customer whose Qondor data changed since we last wrote it is updated (Qondor is master)."""
+        if found.action != "found":
+            return found
+        body = customer_body(request.bundle)
+        link = await self.store.get_link(request.office_id, SYSTEM, "customer", key)
+        if link is None or link.fingerprint == fingerprint(body):
+            return found
+        client = self.clients.tripletex(request.office_id)
+        await self._write(client.update_customer(int(found.accounting_id or 0), body), request.bundle, "customer")
+        await self.store.update_link(request.office_id, SYSTEM, "customer", key, fingerprint=fingerprint(body))
+        await self._audit(request.office_id, "update", "customer", found.accounting_id, key, body)
+        return found.model_copy(update={"action": "updated"})
+
+    async def _linked(self, office_id: int, kind: str, key: str) -> StepResult | None:
+        """The id recorded for this key, if a completed link exists."""
+        link = await self.store.get_link(office_id, SYSTEM, kind, key)
+        if link is None or link.pending:
+            return None
+        return StepResult(accounting_id=link.accounting_id, action="found")
 
     async def _find_customer(
         self, client: TripletexClient, bundle: Any, org: str | None, email: str | None
@@ -153,94 +178,120 @@ class TripletexActivities:
     @activity.defn(name=Step.ENSURE_CONTACT.value)
     async def ensure_contact(self, request: StepRequest) -> StepResult:
         async with classified():
-            office_id, bundle, refs = request.office_id, request.bundle, request.refs
+            bundle, refs = request.bundle, request.refs
             contact = bundle.contact
             if contact is None or bundle.kind is InvoiceKind.BOOKING_INVOICE or refs.customer_id is None:
                 return StepResult(action="skipped", detail="no contact person on the invoice")
-            client = self.clients.tripletex(office_id)
             key = f"{contact.id}@{refs.customer_id}"
-            body = contact_body(contact, refs.customer_id)
-            digest = fingerprint(body)
-            link = await self.store.get_link(office_id, SYSTEM, "contact", key)
-            if link is not None and not link.pending:
-                if link.fingerprint != digest:
-                    await self._write(client.put(f"/contact/{link.accounting_id}", body), bundle, "contact")
-                    await self.store.update_link(office_id, SYSTEM, "contact", key, fingerprint=digest)
-                    await self._audit(office_id, "update", "contact", link.accounting_id, key, body)
-                    return StepResult(accounting_id=link.accounting_id, action="updated")
-                return StepResult(accounting_id=link.accounting_id, action="found")
-            intent = await self.store.begin_create(office_id, SYSTEM, "contact", key)
-            fresh_customer = refs.customer_created and intent.intent_count == 1 and attempt() == 1
-            email = normalise_email(contact.email)
-            if not fresh_customer and email:
-                # A customer we did not just create may already have this contact person.
-                for found in await client.find_contacts(customer_id=int(refs.customer_id), email=email):
-                    if normalise_email(found.get("email")) == email:
-                        await self.store.complete_link(
-                            office_id, SYSTEM, "contact", key, str(found["id"]), fingerprint=digest
-                        )
-                        return StepResult(accounting_id=str(found["id"]), action="linked")
-            created = await self._write(client.create_contact(body), bundle, "contact")
-            await self.store.complete_link(office_id, SYSTEM, "contact", key, str(created["id"]), fingerprint=digest)
-            await self._audit(office_id, "create", "contact", str(created["id"]), key, body)
-            return StepResult(accounting_id=str(created["id"]), action="created")
+            found = await self._linked(request.office_id, "contact", key)
+            if found is None:
+                async with self.locks.hold(_lock_name(request.office_id, "contact", key)):
+                    found = await self._linked(request.office_id, "contact", key) or await self._find_or_create_contact(
+                        request, key
+                    )
+            if found.action == "found":
+                link = await self.store.get_link(request.office_id, SYSTEM, "contact", key)
+                body = contact_body(contact, refs.customer_id)
+                if link is not None and link.fingerprint != fingerprint(body):
+                    client = self.clients.tripletex(request.office_id)
+                    await self._write(client.put(f"/contact/{found.accounting_id}", body), bundle, "contact")
+                    await self.store.update_link(
+                        request.office_id, SYSTEM, "contact", key, fingerprint=fingerprint(body)
+                    )
+                    await self._audit(request.office_id, "update", "contact", found.accounting_id, key, body)
+                    return found.model_copy(update={"action": "updated"})
+            return found
+
+    async def _find_or_create_contact(self, request: StepRequest, key: str) -> StepResult:
+        office_id, bundle, refs = request.office_id, request.bundle, request.refs
+        contact = bundle.contact
+        assert contact is not None and refs.customer_id is not None
+        client = self.clients.tripletex(office_id)
+        body = contact_body(contact, refs.customer_id)
+        digest = fingerprint(body)
+        intent = await self.store.begin_create(office_id, SYSTEM, "contact", key)
+        fresh_customer = refs.customer_created and intent.intent_count == 1 and attempt() == 1
+        email = normalise_email(contact.email)
+        if not fresh_customer and email:
+            # A customer we did not just create may already have this contact person.
+            for existing in await client.find_contacts(customer_id=int(refs.customer_id), email=email):
+                if normalise_email(existing.get("email")) == email:
+                    await self.store.complete_link(
+                        office_id, SYSTEM, "contact", key, str(existing["id"]), fingerprint=digest
+                    )
+                    return StepResult(accounting_id=str(existing["id"]), action="linked")
+        created = await self._write(client.create_contact(body), bundle, "contact")
+        await self.store.complete_link(office_id, SYSTEM, "contact", key, str(created["id"]), fingerprint=digest)
+        await self._audit(office_id, "create", "contact", str(created["id"]), key, body)
+        return StepResult(accounting_id=str(created["id"]), action="created")
 
     @activity.defn(name=Step.ENSURE_PROJECT_MANAGER.value)
     async def ensure_project_manager(self, request: StepRequest) -> StepResult:
         async with classified():
-            office_id, bundle = request.office_id, request.bundle
-            pm = bundle.project_manager
+            pm = request.bundle.project_manager
             assert pm is not None, "validate_bundle guarantees a project manager"
-            email = normalise_email(pm.email)
-            key = f"pm:{email}"
-            client = self.clients.tripletex(office_id)
-            link = await self.store.get_link(office_id, SYSTEM, "employee", key)
+            key = f"pm:{normalise_email(pm.email)}"
+            link = await self.store.get_link(request.office_id, SYSTEM, "employee", key)
             if link is not None and not link.pending and (link.data or {}).get("entitled", True):
                 return StepResult(accounting_id=link.accounting_id, action="found")
-            ours = link is not None  # a link or a write-ahead intent: we created (or began creating) this user
-            employee_id = link.accounting_id if link is not None and not link.pending else None
-            if employee_id is None:
-                found = [
-                    e for e in await client.find_employees(email=email) if normalise_email(e.get("email")) == email
-                ]
-                if found:
-                    employee_id = str(found[0]["id"])
-                else:
-                    await self.store.begin_create(office_id, SYSTEM, "employee", key)
-                    body = employee_body(pm)
-                    created = await self._write(client.create_employee(body), bundle, "project manager")
-                    employee_id, ours = str(created["id"]), True
-                    await self._audit(office_id, "create", "employee", employee_id, key, body)
-            if ours:
-                # Tripletex refuses a project manager without project-manager access; grant it to users we made.
-                await self.store.complete_link(
-                    office_id, SYSTEM, "employee", key, employee_id, data={"entitled": False}
-                )
-                await client.grant_entitlements(int(employee_id), PROJECT_MANAGER_ENTITLEMENT_TEMPLATE)
-                await self._audit(
-                    office_id, "grant", "employee", employee_id, key, {"template": PROJECT_MANAGER_ENTITLEMENT_TEMPLATE}
-                )
-            await self.store.complete_link(office_id, SYSTEM, "employee", key, employee_id, data={"entitled": True})
-            return StepResult(accounting_id=employee_id, action="created" if ours else "linked")
+            async with self.locks.hold(_lock_name(request.office_id, "employee", key)):
+                return await self._find_or_create_employee(request, key)
+
+    async def _find_or_create_employee(self, request: StepRequest, key: str) -> StepResult:
+        office_id, bundle = request.office_id, request.bundle
+        pm = bundle.project_manager
+        assert pm is not None
+        email = normalise_email(pm.email)
+        client = self.clients.tripletex(office_id)
+        link = await self.store.get_link(office_id, SYSTEM, "employee", key)
+        if link is not None and not link.pending and (link.data or {}).get("entitled", True):
+            return StepResult(accounting_id=link.accounting_id, action="found")
+        ours = link is not None  # a link or a write-ahead intent: we created (or began creating) this user
+        employee_id = link.accounting_id if link is not None and not link.pending else None
+        if employee_id is None:
+            found = [e for e in await client.find_employees(email=email) if normalise_email(e.get("email")) == email]
+            if found:
+                employee_id = str(found[0]["id"])
+            else:
+                await self.store.begin_create(office_id, SYSTEM, "employee", key)
+                body = employee_body(pm)
+                created = await self._write(client.create_employee(body), bundle, "project manager")
+                employee_id, ours = str(created["id"]), True
+                await self._audit(office_id, "create", "employee", employee_id, key, body)
+        if ours:
+            # Tripletex refuses a project manager without project-manager access; grant it to users we made.
+            await self.store.complete_link(office_id, SYSTEM, "employee", key, employee_id, data={"entitled": False})
+            await client.grant_entitlements(int(employee_id), PROJECT_MANAGER_ENTITLEMENT_TEMPLATE)
+            await self._audit(
+                office_id, "grant", "employee", employee_id, key, {"template": PROJECT_MANAGER_ENTITLEMENT_TEMPLATE}
+            )
+        await self.store.complete_link(office_id, SYSTEM, "employee", key, employee_id, data={"entitled": True})
+        return StepResult(accounting_id=employee_id, action="created" if ours else "linked")
 
     @activity.defn(name=Step.ENSURE_PROJECT.value)
     async def ensure_project(self, request: StepRequest) -> StepResult:
         async with classified():
-            office_id, bundle = request.office_id, request.bundle
-            number = bundle.invoice.project_no or ""
-            client = self.clients.tripletex(office_id)
-            link = await self.store.get_link(office_id, SYSTEM, "project", number)
-            if link is not None and not link.pending:
-                return StepResult(accounting_id=link.accounting_id, action="found")
-            found = await client.find_project_by_number(number)
+            number = request.bundle.invoice.project_no or ""
+            found = await self._linked(request.office_id, "project", number)
             if found is not None:
-                await self.store.complete_link(office_id, SYSTEM, "project", number, str(found["id"]))
-                return StepResult(accounting_id=str(found["id"]), action="linked")
-            body = project_body(bundle, request.refs)
-            created = await self._write(client.create_project(body), bundle, "project")
-            await self.store.complete_link(office_id, SYSTEM, "project", number, str(created["id"]))
-            await self._audit(office_id, "create", "project", str(created["id"]), number, body)
-            return StepResult(accounting_id=str(created["id"]), action="created")
+                return found
+            async with self.locks.hold(_lock_name(request.office_id, "project", number)):
+                return await self._linked(request.office_id, "project", number) or await self._find_or_create_project(
+                    request, number
+                )
+
+    async def _find_or_create_project(self, request: StepRequest, number: str) -> StepResult:
+        office_id, bundle = request.office_id, request.bundle
+        client = self.clients.tripletex(office_id)
+        found = await client.find_project_by_number(number)
+        if found is not None:
+            await self.store.complete_link(office_id, SYSTEM, "project", number, str(found["id"]))
+            return StepResult(accounting_id=str(found["id"]), action="linked")
+        body = project_body(bundle, request.refs)
+        created = await self._write(client.create_project(body), bundle, "project")
+        await self.store.complete_link(office_id, SYSTEM, "project", number, str(created["id"]))
+        await self._audit(office_id, "create", "project", str(created["id"]), number, body)
+        return StepResult(accounting_id=str(created["id"]), action="created")
 
     # --- invoices -------------------------------------------------------------------------------
 
@@ -372,6 +423,8 @@ class TripletexActivities:
             customer_id=customer_id,
             fields=LOOKUP_FIELDS,
         ):
+            if found.get("isCreditNote") and bundle.kind is not InvoiceKind.CREDIT_NOTE:
+                continue  # a credit note shares its original's order (and so its reference)
             if any(o.get("reference") == reference for o in found.get("orders") or []):
                 return _invoice_result(found, paid=found.get("amountOutstanding") == 0 and found.get("amount"))
         if bundle.kind is InvoiceKind.CREDIT_NOTE:
@@ -545,6 +598,9 @@ class TripletexActivities:
             detail=detail,
         )
 
+    def __post_init__(self) -> None:
+        self.locks = KeyLocks(self.store)
+
     def all(self) -> list:
         return [
             self.validate,
@@ -557,6 +613,10 @@ class TripletexActivities:
             self.check_payment,
             self.sweep_payments,
         ]
+
+
+def _lock_name(office_id: int, kind: str, key: str) -> str:
+    return f"{office_id}:{SYSTEM}:{kind}:{key}"
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,18 @@ class AuditRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
     activity: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+
+
+class LockRow(Base):
+    """A lease on a business key ("office:system:kind:key") while one sync finds-else-creates it.
+
+    Concurrent syncs for invoices of the same customer, project or project manager would otherwise both
+    find nothing and both create (Tripletex even accepts two customers with one organisation number).
+    A lease, not a session lock: a crashed holder's claim expires, and the same owner may re-take it.
+    """
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from store.engine import make_engine
-from store.models import INVOICE_STATES, AuditRow, CursorRow, LinkRow, TrackedInvoiceRow
+from store.models import INVOICE_STATES, AuditRow, CursorRow, LinkRow, LockRow, TrackedInvoiceRow
 from store.records import AuditEntry, Link, TrackedInvoice
 
 DEFAULT_URL = "sqlite:///.qondor-sync/qondor-sync.db"
@@ -39,6 +39,7 @@ links_t = LinkRow.__table__
 invoices_t = TrackedInvoiceRow.__table__
 cursors_t = CursorRow.__table__
 audit_t = AuditRow.__table__
+locks_t = LockRow.__table__
 
 _LINK_KEY = (links_t.c.office_id, links_t.c.system, links_t.c.kind, links_t.c.qondor_key)
 _INVOICE_KEY = (invoices_t.c.office_id, invoices_t.c.system, invoices_t.c.qondor_invoice_id)
@@ -464,3 +465,26 @@ class Store:
             entries = [_audit(row) for row in conn.execute(stmt)]
         entries.reverse()
         return entries
+
+    # -- leases --------------------------------------------------------------------------------------------
+
+    def try_lock(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take the lease ``name`` for ``owner`` (or renew it when ``owner`` holds it); False while someone
+        else holds an unexpired lease. One upsert guarded by the expiry: atomic on SQLite and PostgreSQL."""
+        now = _now()
+        expires = datetime.fromtimestamp(now.timestamp() + ttl_seconds, UTC)
+        stmt = self._insert(locks_t).values(name=name, owner=owner, expires_at=expires)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[locks_t.c.name],
+            set_={"owner": owner, "expires_at": expires},
+            where=(locks_t.c.owner == owner) | (locks_t.c.expires_at < now),
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+            holder = conn.execute(select(locks_t.c.owner).where(locks_t.c.name == name)).scalar_one()
+        return holder == owner
+
+    def unlock(self, name: str, owner: str) -> None:
+        """Give the lease back (only its holder can)."""
+        with self._engine.begin() as conn:
+            conn.execute(locks_t.delete().where(locks_t.c.name == name, locks_t.c.owner == owner))

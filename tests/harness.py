@@ -115,7 +115,7 @@ class Stack:
             handle = self.handle(invoice_id)
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.COMPLETED:
-                return await handle.result(result_type=InvoiceStatus)
+                return await self.client.get_workflow_handle(handle.id, result_type=InvoiceStatus).result()
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 raise AssertionError(f"workflow {handle.id} ended as {desc.status}")
             status = await self.status(invoice_id)

@@ -38,6 +38,8 @@ def by_reference(stack: Stack) -> dict[str, dict]:
     orders = {o["id"]: o for o in stack.tripletex.all("order")}
     out = {}
     for invoice in stack.tripletex.all("invoice"):
+        if invoice.get("isCreditNote"):
+            continue  # a credit note shares its original's order
         for ref in invoice.get("orders") or []:
             reference = orders[ref["id"]].get("reference")
             if reference:

@@ -67,7 +67,7 @@ async def _state(client: Client, office_id: int, invoice_id: int) -> InvoiceStat
     try:
         desc = await handle.describe()
         if desc.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result(result_type=InvoiceStatus)
+            return await client.get_workflow_handle(handle.id, result_type=InvoiceStatus).result()
         return await handle.query("status", result_type=InvoiceStatus)
     except Exception:
         return None
