@@ -10,6 +10,8 @@ long-lived worker survive a database restart.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -44,12 +46,30 @@ def is_sqlite_memory(url: URL) -> bool:
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a database file to WAL once (the mode is stored in the file).
+
+    The switch needs an exclusive lock and SQLite does not wait for it through busy_timeout, so two
+    processes opening a brand-new file together would see "database is locked": retry until the timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, memory: bool) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
     finally:
         cursor.close()
 

@@ -16,7 +16,8 @@ from store import Store
 from store.models import Base
 from store.store import alembic_config
 
-TABLES = {"alembic_version", "audit_log", "cursors", "links", "tracked_invoices"}
+TABLES = {"alembic_version", *Base.metadata.tables}
+assert {"audit_log", "cursors", "links", "tracked_invoices"} <= TABLES
 
 
 def _head() -> str:
