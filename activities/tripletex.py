@@ -18,6 +18,7 @@ customer and project 1 (2 when Qondor data changed and the customer is updated).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -61,6 +62,8 @@ from domain.tripletex_mapping import (
 log = logging.getLogger(__name__)
 
 SYSTEM = "tripletex"
+REFERENCE_TTL_SECONDS = 600.0
+"""How long VAT types are reused before they are read again."""
 SWEEP_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCredited,isCreditNote,orders(id)"
 LOOKUP_FIELDS = (
     "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCreditNote,creditedInvoice,orders(id,reference)"
@@ -73,8 +76,8 @@ class TripletexActivities:
     store: AsyncStore
     temporal: Client | None = None
     locks: KeyLocks = field(init=False)
-    _vat_types: dict[int, dict[str, tuple[int, Decimal]]] = field(default_factory=dict)
-    _products: dict[tuple[int, str], int | None] = field(default_factory=dict)
+    _vat_types: dict[int, tuple[float, dict[str, tuple[int, Decimal]]]] = field(default_factory=dict)
+    _products: dict[tuple[int, str], int] = field(default_factory=dict)
 
     # --- validation ------------------------------------------------------------------------------
 
@@ -485,18 +488,22 @@ class TripletexActivities:
         return order_lines(request.bundle.invoice, office, vat_types, products)
 
     async def _vat_type_map(self, office_id: int) -> dict[str, tuple[int, Decimal]]:
-        """VAT code number -> (id, percentage); ids are company-specific, so they are looked up once."""
-        if office_id not in self._vat_types:
+        """VAT code number -> (id, percentage). Ids are company-specific, so they are looked up, and kept
+        for a while (an operator's fix in Tripletex is seen within REFERENCE_TTL_SECONDS)."""
+        cached = self._vat_types.get(office_id)
+        if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
             vat_types = await self.clients.tripletex(office_id).vat_types()
-            self._vat_types[office_id] = {
-                str(v["number"]): (int(v["id"]), Decimal(str(v.get("percentage", 0)))) for v in vat_types
-            }
-        return self._vat_types[office_id]
+            mapping = {str(v["number"]): (int(v["id"]), Decimal(str(v.get("percentage", 0)))) for v in vat_types}
+            self._vat_types[office_id] = cached = (time.monotonic(), mapping)
+        return cached[1]
 
     async def _product_id(self, office_id: int, number: str) -> int | None:
+        """A product's id; a missing product is not remembered, so creating it fixes the next resync."""
         if (office_id, number) not in self._products:
             found = await self.clients.tripletex(office_id).find_products(number)
-            self._products[(office_id, number)] = int(found[0]["id"]) if found else None
+            if not found:
+                return None
+            self._products[(office_id, number)] = int(found[0]["id"])
         return self._products[(office_id, number)]
 
     # --- payments -------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class OfficeConfig(BaseModel):
     send_to_customer: bool = Field(default=False, description="let the accounting system e-mail/EHF invoices")
     article_mapping: dict[str, ArticleMapping] = Field(default_factory=dict)
     card_payment_type_id: int | None = Field(default=None, description="accounting payment type for cards")
-    queue_poll_seconds: float = Field(default=5.0, gt=0)
+    queue_poll_seconds: float = Field(default=10.0, gt=0)
     payment_sweep_minutes: float = Field(default=5.0, gt=0)
     payment_fallback_check_days: float = Field(default=7.0, gt=0)
     costs_lookback_days: int = Field(default=30, ge=1)

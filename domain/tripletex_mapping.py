@@ -37,26 +37,30 @@ def customer_body(bundle: InvoiceBundle) -> dict[str, Any]:
         booker = invoice.booker
         email = normalise_email(booker.email)
         name = " ".join(p for p in (booker.first_name, booker.last_name) if p) or email
-        return _without_none({
-            "name": name,
-            "email": email,
-            "invoiceEmail": email,
-            "isPrivateIndividual": True,
-            "phoneNumberMobile": booker.phone_number,
-            "postalAddress": _address(booker.address, None, booker.zip_code, booker.city),
-        })
+        return _without_none(
+            {
+                "name": name,
+                "email": email,
+                "invoiceEmail": email,
+                "isPrivateIndividual": True,
+                "phoneNumberMobile": booker.phone_number,
+                "postalAddress": _address(booker.address, None, booker.zip_code, booker.city),
+            }
+        )
     customer = bundle.customer
     assert customer is not None, "validate_bundle guarantees a customer"
     email = normalise_email(customer.invoice_email)
-    return _without_none({
-        "name": customer.legal_name or customer.name,
-        "organizationNumber": normalise_org_number(customer.organisation_number),
-        "email": email,
-        "invoiceEmail": email,
-        "isPrivateIndividual": False,
-        "phoneNumber": customer.phone_number,
-        "postalAddress": _address(customer.address, customer.address2, customer.zip_code, customer.city),
-    })
+    return _without_none(
+        {
+            "name": customer.legal_name or customer.name,
+            "organizationNumber": normalise_org_number(customer.organisation_number),
+            "email": email,
+            "invoiceEmail": email,
+            "isPrivateIndividual": False,
+            "phoneNumber": customer.phone_number,
+            "postalAddress": _address(customer.address, customer.address2, customer.zip_code, customer.city),
+        }
+    )
 
 
 def customer_match_keys(bundle: InvoiceBundle) -> tuple[str | None, str | None]:
@@ -75,13 +79,15 @@ def customer_link_key(bundle: InvoiceBundle) -> str:
 
 
 def contact_body(contact: ContactPerson, customer_id: str) -> dict[str, Any]:
-    return _without_none({
-        "firstName": contact.first_name,
-        "lastName": contact.last_name,
-        "email": normalise_email(contact.email),
-        "phoneNumberWork": contact.phone_number,
-        "customer": {"id": int(customer_id)},
-    })
+    return _without_none(
+        {
+            "firstName": contact.first_name,
+            "lastName": contact.last_name,
+            "email": normalise_email(contact.email),
+            "phoneNumberWork": contact.phone_number,
+            "customer": {"id": int(customer_id)},
+        }
+    )
 
 
 def employee_body(pm: ProjectManager) -> dict[str, Any]:
@@ -89,12 +95,14 @@ def employee_body(pm: ProjectManager) -> dict[str, Any]:
     first, last = pm.first_name, pm.last_name
     if not first and pm.full_name:
         first, _, last = pm.full_name.partition(" ")
-    return _without_none({
-        "firstName": first,
-        "lastName": last or "-",
-        "email": normalise_email(pm.email),
-        "userType": "STANDARD",
-    })
+    return _without_none(
+        {
+            "firstName": first,
+            "lastName": last or "-",
+            "email": normalise_email(pm.email),
+            "userType": "STANDARD",
+        }
+    )
 
 
 def project_body(bundle: InvoiceBundle, refs: AccountingRefs) -> dict[str, Any]:
@@ -102,15 +110,17 @@ def project_body(bundle: InvoiceBundle, refs: AccountingRefs) -> dict[str, Any]:
     project = bundle.project
     invoice = bundle.invoice
     assert project is not None
-    return _without_none({
-        "name": project.name or f"Project {invoice.project_no}",
-        "number": invoice.project_no,
-        "startDate": (project.start_date or invoice.invoice_date).isoformat(),
-        "endDate": project.end_date.isoformat() if project.end_date and project.start_date else None,
-        "projectManager": {"id": int(refs.employee_id)} if refs.employee_id else None,
-        "customer": {"id": int(refs.customer_id)} if refs.customer_id else None,
-        "isInternal": False,
-    })
+    return _without_none(
+        {
+            "name": project.name or f"Project {invoice.project_no}",
+            "number": invoice.project_no,
+            "startDate": (project.start_date or invoice.invoice_date).isoformat(),
+            "endDate": project.end_date.isoformat() if project.end_date and project.start_date else None,
+            "projectManager": {"id": int(refs.employee_id)} if refs.employee_id else None,
+            "customer": {"id": int(refs.customer_id)} if refs.customer_id else None,
+            "isInternal": False,
+        }
+    )
 
 
 def order_lines(
@@ -173,19 +183,21 @@ def order_body(
     comment = f"Qondor {invoice.kind.label.lower()} {invoice.invoice_number or invoice.id}"
     if po_numbers:
         comment += " - " + "; ".join(po_numbers)
-    return _without_none({
-        "customer": {"id": int(refs.customer_id)} if refs.customer_id else None,
-        "contact": {"id": int(refs.contact_id)} if refs.contact_id else None,
-        "project": {"id": int(refs.project_id)} if refs.project_id else None,
-        "orderDate": invoice.invoice_date.isoformat(),
-        "deliveryDate": invoice.invoice_date.isoformat(),
-        "reference": invoice_reference(office.id, invoice.id),
-        "invoiceComment": comment[:255],
-        "invoicesDueIn": due_days if due_days is not None and due_days >= 0 else None,
-        "invoicesDueInType": "DAYS" if due_days is not None and due_days >= 0 else None,
-        "isPrioritizeAmountsIncludingVat": False,
-        "orderLines": lines,
-    })
+    return _without_none(
+        {
+            "customer": {"id": int(refs.customer_id)} if refs.customer_id else None,
+            "contact": {"id": int(refs.contact_id)} if refs.contact_id else None,
+            "project": {"id": int(refs.project_id)} if refs.project_id else None,
+            "orderDate": invoice.invoice_date.isoformat(),
+            "deliveryDate": invoice.invoice_date.isoformat(),
+            "reference": invoice_reference(office.id, invoice.id),
+            "invoiceComment": comment[:255],
+            "invoicesDueIn": due_days if due_days is not None and due_days >= 0 else None,
+            "invoicesDueInType": "DAYS" if due_days is not None and due_days >= 0 else None,
+            "isPrioritizeAmountsIncludingVat": False,
+            "orderLines": lines,
+        }
+    )
 
 
 def invoice_body(bundle: InvoiceBundle, order: dict[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,7 @@ async def _resync(args: argparse.Namespace) -> int:
     from workers.worker import connect
     from workflows.starter import start_invoice_sync
 
-    config = load_config(_config_path(args))
+    config = load_config(_config_path(args), check_secrets=False)  # only ids and settings are read here
     client = await connect()
     workflow_id = invoice_workflow_id(args.office, args.invoice)
     try:
@@ -117,8 +117,29 @@ async def _list(args: argparse.Namespace) -> int:
     print(f"{'workflow id':32} {'status':12} {'sync state':18} kind")
     async for wf in client.list_workflows(query):
         attrs = {k.name: v for k, v in wf.typed_search_attributes}  # type: ignore[attr-defined]
-        print(f"{wf.id:32} {wf.status.name if wf.status else '':12} {attrs.get('SyncState', ''):18} "
-              f"{attrs.get('InvoiceKind', '')}")
+        print(
+            f"{wf.id:32} {wf.status.name if wf.status else '':12} {attrs.get('SyncState', ''):18} "
+            f"{attrs.get('InvoiceKind', '')}"
+        )
+    return 0
+
+
+async def _setup(args: argparse.Namespace) -> int:
+    """Register the search attributes, start the pollers and upsert the schedules (what a worker does at start)."""
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    from workers.setup import setup_offices
+    from workers.worker import connect
+    from workflows import search_attributes as sa
+
+    config = load_config(_config_path(args), check_secrets=False)
+    client = await connect()
+    wanted = {key.name: int(key.indexed_value_type) for key in sa.ALL}  # same numbering as the proto enum
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(search_attributes=wanted, namespace=client.namespace)
+    )
+    await setup_offices(client, config)
+    print(f"search attributes {', '.join(wanted)} registered; {len(config.offices)} office(s) set up")
     return 0
 
 
@@ -136,8 +157,10 @@ def _audit(args: argparse.Namespace) -> int:
 
     store = Store.from_env()
     for entry in store.audit_entries(office_id=args.office, workflow_id=args.workflow, limit=args.limit):
-        print(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.system:10} {entry.action:12} {entry.entity:10} "
-              f"{entry.accounting_id or '':>8}  qondor={entry.qondor_key or ''}  {entry.workflow_id or ''}")
+        print(
+            f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.system:10} {entry.action:12} {entry.entity:10} "
+            f"{entry.accounting_id or '':>8}  qondor={entry.qondor_key or ''}  {entry.workflow_id or ''}"
+        )
     return 0
 
 
@@ -172,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     lister.add_argument("--state", help="e.g. needs_attention, failed, awaiting_payment")
     lister.add_argument("--office", type=int)
 
+    setup = sub.add_parser("setup", help="register search attributes, start pollers, upsert schedules")
+    setup.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")
+
     sweep = sub.add_parser("sweep", help="run an office's payment sweep now")
     sweep.add_argument("--office", type=int, required=True)
 
@@ -182,7 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"worker": _worker, "demo": _demo, "status": _status, "resync": _resync, "list": _list, "sweep": _sweep}
+COMMANDS = {
+    "worker": _worker,
+    "demo": _demo,
+    "status": _status,
+    "resync": _resync,
+    "list": _list,
+    "sweep": _sweep,
+    "setup": _setup,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -139,8 +139,10 @@ async def run_demo(*, once: bool, ui_port: int, invoices: int = 0) -> int:
 
         await _wait(final, 30)
         ok = await _report(env.client, expected, qondor_state, tripletex_state)
-        print(f"\nWeb UI: http://127.0.0.1:{ui_port}/namespaces/default/workflows   "
-              f"({time.monotonic() - started:.1f}s)", flush=True)
+        print(
+            f"\nWeb UI: http://127.0.0.1:{ui_port}/namespaces/default/workflows   ({time.monotonic() - started:.1f}s)",
+            flush=True,
+        )
         code = 0 if ok else 1
         if not once:
             print("Running; add invoices through the Qondor emulator's /_admin/invoices. Ctrl-C to stop.", flush=True)
@@ -177,8 +179,9 @@ async def _customer_pays(sample: list[QondorInvoice], client: Client, tripletex_
 
 
 async def _report(client: Client, expected: dict[int, Expectation], qondor_state, tripletex_state) -> bool:
-    print(f"\n{'Qondor':>7}  {'kind':24} {'Qondor status':14} {'sync state':17} {'Tripletex':>10} "
-          f"{'amount':>11}  result")
+    print(
+        f"\n{'Qondor':>7}  {'kind':24} {'Qondor status':14} {'sync state':17} {'Tripletex':>10} {'amount':>11}  result"
+    )
     ok = True
     for invoice_id, want in expected.items():
         status = await _state(client, DEMO_OFFICE_ID, invoice_id)
@@ -187,13 +190,17 @@ async def _report(client: Client, expected: dict[int, Expectation], qondor_state
         number = status.invoice.invoice_number if status and status.invoice else None
         good = q_status == want.qondor and state == want.state
         ok &= good
-        print(f"{invoice_id:>7}  {want.invoice.kind.label:24} {q_status.name:14} {state or '-':17} "
-              f"{number or '-':>10} {want.invoice.total_incl_vat:>11}  "
-              f"{'ok' if good else f'EXPECTED {want.qondor.name}/{want.state.value}'}")
+        print(
+            f"{invoice_id:>7}  {want.invoice.kind.label:24} {q_status.name:14} {state or '-':17} "
+            f"{number or '-':>10} {want.invoice.total_incl_vat:>11}  "
+            f"{'ok' if good else f'EXPECTED {want.qondor.name}/{want.state.value}'}"
+        )
     duplicates = tripletex_duplicates(tripletex_state)
-    print(f"\nTripletex now holds {len(tripletex_state.all('customer'))} customers, "
-          f"{len(tripletex_state.all('project'))} projects, {len(tripletex_state.all('employee'))} employees, "
-          f"{len(tripletex_state.all('invoice'))} invoices; duplicates: {duplicates or 'none'}")
+    print(
+        f"\nTripletex now holds {len(tripletex_state.all('customer'))} customers, "
+        f"{len(tripletex_state.all('project'))} projects, {len(tripletex_state.all('employee'))} employees, "
+        f"{len(tripletex_state.all('invoice'))} invoices; duplicates: {duplicates or 'none'}"
+    )
     return ok and not duplicates
 
 
@@ -201,8 +208,11 @@ def tripletex_duplicates(state) -> dict[str, int]:
     """Business keys that occur more than once in the emulated Tripletex (must be empty)."""
     keys: Counter[str] = Counter()
     for customer in state.all("customer"):
-        keys[f"customer org {customer.get('organizationNumber')}" if customer.get("organizationNumber")
-             else f"customer e-mail {customer.get('email')}"] += 1
+        keys[
+            f"customer org {customer.get('organizationNumber')}"
+            if customer.get("organizationNumber")
+            else f"customer e-mail {customer.get('email')}"
+        ] += 1
     for project in state.all("project"):
         keys[f"project {project.get('number')}"] += 1
     for employee in state.all("employee"):
@@ -226,4 +236,3 @@ async def _wait_for_interrupt() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-

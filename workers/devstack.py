@@ -65,8 +65,9 @@ def free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port")
 
 
-async def start_temporal(*, ui: bool = False, ui_port: int | None = None, db_file: str | None = None,
-                         extra_args: list[str] | None = None) -> WorkflowEnvironment:
+async def start_temporal(
+    *, ui: bool = False, ui_port: int | None = None, db_file: str | None = None, extra_args: list[str] | None = None
+) -> WorkflowEnvironment:
     """The Temporal dev server with our search attributes registered and the pydantic converter."""
     return await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,

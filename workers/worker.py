@@ -60,9 +60,11 @@ class WorkerSettings:
     """Tunables of the worker process (environment: QONDOR_SYNC_*)."""
 
     qondor_activities_per_second: float | None = field(
-        default_factory=lambda: _rate("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND"))
+        default_factory=lambda: _rate("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND")
+    )
     tripletex_activities_per_second: float | None = field(
-        default_factory=lambda: _rate("QONDOR_SYNC_TRIPLETEX_ACTIVITIES_PER_SECOND"))
+        default_factory=lambda: _rate("QONDOR_SYNC_TRIPLETEX_ACTIVITIES_PER_SECOND")
+    )
     max_concurrent_activities: int = 100
     graceful_shutdown: timedelta = timedelta(seconds=20)
 
@@ -91,17 +93,27 @@ class SyncWorker:
             "max_concurrent_activities": self.settings.max_concurrent_activities,
         }
         workers = [
-            Worker(self.client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS, activities=self.service.all(),
-                   **common),
-            Worker(self.client, task_queue=QONDOR_QUEUE, activities=self.qondor.all(),
-                   max_task_queue_activities_per_second=self.settings.qondor_activities_per_second, **common),
+            Worker(
+                self.client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS, activities=self.service.all(), **common
+            ),
+            Worker(
+                self.client,
+                task_queue=QONDOR_QUEUE,
+                activities=self.qondor.all(),
+                max_task_queue_activities_per_second=self.settings.qondor_activities_per_second,
+                **common,
+            ),
         ]
         systems = {office.accounting_system for office in self.config.offices}
         if AccountingSystem.TRIPLETEX in systems:
             workers.append(
-                Worker(self.client, task_queue=accounting_queue(AccountingSystem.TRIPLETEX),
-                       activities=self.tripletex.all(),
-                       max_task_queue_activities_per_second=self.settings.tripletex_activities_per_second, **common)
+                Worker(
+                    self.client,
+                    task_queue=accounting_queue(AccountingSystem.TRIPLETEX),
+                    activities=self.tripletex.all(),
+                    max_task_queue_activities_per_second=self.settings.tripletex_activities_per_second,
+                    **common,
+                )
             )
         return workers
 

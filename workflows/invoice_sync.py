@@ -121,7 +121,19 @@ class InvoiceSync:
         return self.status()
 
     async def _sync_once(self) -> None:
-        """Ensure parties, create the invoice, report back to Qondor. Ends in a tracked or final state."""
+        """Ensure parties, create the invoice, report back to Qondor. Ends in a tracked or final state.
+
+        After a configuration problem is fixed and a resync arrives, the whole sequence runs again from a
+        fresh read of Qondor: every step is idempotent, so what was done already is found, not redone.
+        """
+        while True:
+            try:
+                await self._sync_steps()
+                return
+            except _RestartAfterResync:
+                self._detail("Resync: reading Qondor again and repeating the steps.")
+
+    async def _sync_steps(self) -> None:
         self._set_state(SyncState.SYNCING)
         try:
             bundle = await self._load()
@@ -337,6 +349,8 @@ class InvoiceSync:
                 if _error_type(err) != ConfigurationError.error_type:
                     raise
                 await self._needs_attention(_error_message(err))
+                if self._state is SyncState.SYNCING:
+                    raise _RestartAfterResync() from None
 
     async def _needs_attention(self, message: str) -> None:
         previous = self._state
@@ -397,6 +411,10 @@ class InvoiceSync:
         if self._result.order_id:
             return f"order {self._result.order_id}"
         return "the invoice"
+
+
+class _RestartAfterResync(Exception):
+    """Raised inside the sync steps after a needs-attention resync, to start again from Qondor's data."""
 
 
 def _error_type(err: ActivityError) -> str | None:

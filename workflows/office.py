@@ -36,8 +36,9 @@ class QueuePoller:
         workflow.set_current_details(f"Polling the Qondor invoicing queue of office {input.office_id}.")
         await workflow.execute_activity(
             Step.POLL_QUEUE.value,
-            PollRequest(office_id=input.office_id, accounting_system=input.accounting_system,
-                        run_for_seconds=POLL_RUN_SECONDS),
+            PollRequest(
+                office_id=input.office_id, accounting_system=input.accounting_system, run_for_seconds=POLL_RUN_SECONDS
+            ),
             task_queue=QONDOR_QUEUE,
             result_type=PollResult,
             start_to_close_timeout=timedelta(seconds=POLL_RUN_SECONDS + 120),
