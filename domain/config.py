@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigFileError(Exception):
@@ -146,7 +146,7 @@ class OfficeConfig(BaseModel):
     costs_lookback_days: int = Field(default=30, ge=1)
     customers_projects_interval_minutes: float = Field(default=60.0, gt=0)
     qondor: QondorSettings
-    tripletex: TripletexSettings | None = None
+    tripletex: TripletexSettings | None = Field(default=None, validate_default=True)
     slack: SlackSettings | None = None
 
     @field_validator("article_mapping")
@@ -157,11 +157,14 @@ class OfficeConfig(BaseModel):
                 raise ValueError("article numbers must not be empty")
         return value
 
-    @model_validator(mode="after")
-    def _system_settings(self) -> OfficeConfig:
-        if self.accounting_system is AccountingSystem.TRIPLETEX and self.tripletex is None:
+    @field_validator("tripletex")
+    @classmethod
+    def _system_settings(cls, value: TripletexSettings | None, info: ValidationInfo) -> TripletexSettings | None:
+        # A field validator, not a model validator: it also runs when other fields of the office are invalid,
+        # so this problem is listed with the others instead of surfacing only after they are fixed.
+        if value is None and info.data.get("accounting_system") is AccountingSystem.TRIPLETEX:
             raise ValueError("accounting_system is 'tripletex' but the [tripletex] settings are missing")
-        return self
+        return value
 
     def secret_refs(self) -> dict[str, SecretRef]:
         """Every secret reference of the office, by its field path (for start-up checks)."""
@@ -216,24 +219,59 @@ def _where(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "file"
 
 
+def _raw_offices(data: dict[str, Any]) -> list[Any]:
+    offices = data.get("offices")
+    return offices if isinstance(offices, list) else []
+
+
+def _duplicate_ids(data: dict[str, Any]) -> list[str]:
+    """Duplicate office ids, found in the raw document (ServiceConfig's own check runs only on valid offices)."""
+    first: dict[Any, str] = {}
+    problems = []
+    for index, raw in enumerate(_raw_offices(data)):
+        if not isinstance(raw, dict) or "id" not in raw:
+            continue
+        where = _where(data, ("offices", index))
+        if raw["id"] in first:
+            problems.append(f"{where} -> id: office id {raw['id']} appears more than once (also {first[raw['id']]})")
+        else:
+            first[raw["id"]] = where
+    return problems
+
+
+def _valid_offices(data: dict[str, Any]) -> list[OfficeConfig]:
+    """The offices that are valid on their own, so their secrets are checked even when another office is not."""
+    offices = []
+    for raw in _raw_offices(data):
+        try:
+            offices.append(OfficeConfig.model_validate(raw))
+        except ValidationError:
+            continue
+    return offices
+
+
 def parse_config(data: dict[str, Any], source: Path | str = "<memory>", check_secrets: bool = True) -> ServiceConfig:
     """Validate a decoded config document; raise ConfigFileError listing every problem."""
     if "office" in data and "offices" not in data:  # TOML's [[office]] tables
         data = {**{k: v for k, v in data.items() if k != "office"}, "offices": data["office"]}
+    problems: list[str] = []
+    config: ServiceConfig | None = None
     try:
         config = ServiceConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_where(data, tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ConfigFileError(source, problems) from None
+        duplicates = _duplicate_ids(data)
+        # ServiceConfig's duplicate-id error (location ()) says what ``duplicates`` says, with less detail.
+        problems += [f"{_where(data, tuple(e['loc']))}: {e['msg']}" for e in exc.errors() if e["loc"] or not duplicates]
+        problems += duplicates
     if check_secrets:
-        problems = [
+        problems += [
             f"office {o.id} ({o.name}) -> {field}: {why}"
-            for o in config.offices
+            for o in (config.offices if config else _valid_offices(data))
             for field, ref in o.secret_refs().items()
             if (why := ref.problem())
         ]
-        if problems:
-            raise ConfigFileError(source, problems)
+    if problems or config is None:
+        raise ConfigFileError(source, problems)
     return config
 
 
