@@ -249,7 +249,12 @@ class FaultMiddleware:
 
         await self.app(scope, receive, swallow)  # the handler runs and commits; its response is kept back
         if start is not None:
-            # Announce the real status and Content-Length, then die before the body: a truncated response.
+            # Announce the real status and a Content-Length one byte larger than the real body, then die before
+            # the body: a truncated response. (The real length is not enough: an empty-body answer such as
+            # Qondor's SetAs* 200 announces Content-Length 0, and the response would be complete on the wire.)
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            real = next((int(v) for k, v in start.get("headers", []) if k.lower() == b"content-length"), 0)
+            start = {**start, "headers": [*headers, (b"content-length", str(real + 1).encode())]}
             await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": True})
         raise ResponseDropped()

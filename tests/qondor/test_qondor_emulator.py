@@ -151,8 +151,6 @@ async def test_put_timeout_over_a_real_socket_raises_but_commits() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(reason="emulators.faults drop_after_commit announces the real Content-Length; an empty-body 200 "
-                          "(the SetAs* answer) is then complete on uvicorn, so nothing is lost", strict=False)
 async def test_dropped_put_response_over_a_real_socket() -> None:
     state = QondorState()
     state.seed(sample_office_data(2))
