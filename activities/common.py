@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from clients.qondor import QondorClient
 from clients.tripletex import TripletexClient
@@ -31,7 +31,8 @@ def application_error(exc: SyncError) -> ApplicationError:
     transient ones retry (after the server's Retry-After / X-Rate-Limit-Reset when known)."""
     if isinstance(exc, TransientError):
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
-        return ApplicationError(exc.message, type=exc.error_type, next_retry_delay=delay)
+        category = ApplicationErrorCategory.BENIGN if exc.expected else ApplicationErrorCategory.UNSPECIFIED
+        return ApplicationError(exc.message, type=exc.error_type, next_retry_delay=delay, category=category)
     return ApplicationError(exc.message, type=exc.error_type, non_retryable=True)
 
 

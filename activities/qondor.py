@@ -8,13 +8,14 @@ lost response is harmless whatever Qondor answers to a repeated call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.common import AsyncStore, OfficeClients, audit, classified
 from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
@@ -120,6 +121,7 @@ class QondorActivities:
             raise TransientError(
                 f"{describe(invoice)}: the credited invoice {original.id} is not booked yet; waiting for it",
                 retry_after=2.0,
+                expected=True,
             )
         return int(original.status)
 
@@ -220,7 +222,15 @@ class QondorActivities:
             activity.heartbeat(result.model_dump())
             if time.monotonic() >= deadline:
                 return result
-            await asyncio.sleep(office.queue_poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(activity.wait_for_worker_shutdown(), timeout=office.queue_poll_seconds)
+            if activity.is_worker_shutdown():
+                # Let another worker take over now instead of holding this one's shutdown for its grace period.
+                raise ApplicationError(
+                    "worker shutting down; the poller continues on another worker",
+                    type="WorkerShutdown",
+                    category=ApplicationErrorCategory.BENIGN,
+                )
 
     async def discover(self, office_id: int, skip: set[int] | None = None) -> tuple[int, int]:
         """One poll: start (or join) an InvoiceSync for every unprocessed item. Returns (seen, started)."""

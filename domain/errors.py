@@ -27,9 +27,11 @@ class TransientError(SyncError):
 
     error_type = "TransientError"
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, expected: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.expected = expected
+        """An expected wait (e.g. a credit note waiting for its original): retried without alarm in logs."""
 
 
 class DataError(SyncError):
