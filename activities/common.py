@@ -88,6 +88,7 @@ class OfficeClients:
                 office.qondor.base_url,
                 _secret(office, "qondor.subscription_key", office.qondor.subscription_key.resolve),
                 transport=self._transports.get("qondor"),
+                max_calls_per_second=office.qondor.max_calls_per_second,
             )
         return self._qondor[office_id]
 

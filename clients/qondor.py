@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from clients.pacing import Pacer
 from domain.errors import TransientError
 from domain.qondor import (
     ContactPerson,
@@ -186,8 +187,9 @@ class QondorClient:
 
     def __init__(self, base_url: str, subscription_key: str, *, transport: httpx.AsyncBaseTransport | None = None,
                  timeout: float = 30.0, max_attempts: int = 5, on_behalf_of_token: str | None = None,
-                 backoff_base: float = 1.0) -> None:
-        """``backoff_base`` scales the no-Retry-After backoff (1, 2, 4 … s); tests shrink it, production keeps 1."""
+                 backoff_base: float = 1.0, max_calls_per_second: float | None = None) -> None:
+        """``backoff_base`` scales the no-Retry-After backoff (1, 2, 4 … s); tests shrink it, production keeps 1.
+        ``max_calls_per_second`` paces calls under Qondor's published limit (None: unpaced)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         if not subscription_key:
@@ -198,6 +200,7 @@ class QondorClient:
         self._base_url = base_url.rstrip("/")
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
+        self._pacer = Pacer(max_calls_per_second)
         self._http = httpx.AsyncClient(base_url=self._base_url + "/", headers=headers, transport=transport,
                                        timeout=timeout)
 
@@ -303,6 +306,7 @@ class QondorClient:
         headers = {"Content-Type": "application/json; charset=utf-8"} if content is not None else None
         where = f"/{path}"
         for attempt in range(1, self._max_attempts + 1):
+            await self._pacer.wait()
             try:
                 response = await self._http.request(method, path, params=query, content=content, headers=headers)
             except httpx.TransportError as exc:  # connect/read/write errors, timeouts, dropped responses

@@ -99,6 +99,9 @@ class QondorSettings(BaseModel):
 
     base_url: str = "https://qondor.azure-api.net/Prod"
     subscription_key: SecretRef
+    max_calls_per_second: float = Field(
+        default=9.0, ge=0, description="client-side pacing under Qondor's 10 calls/s per key; 0 = unpaced"
+    )
 
 
 class TripletexSettings(BaseModel):

@@ -175,6 +175,7 @@ def new_stack(
     if loopback:
         servers = [serve_in_thread(qondor_app), serve_in_thread(tripletex_app)]
         qondor_url, tripletex_url = servers[0].url, servers[1].url
+    office_overrides.setdefault("qondor_calls_per_second", 0)
     config = demo_config([office_document(office_id, qondor_url, tripletex_url, **office_overrides)])
     store = Store(db_url or f"sqlite:///{tmp_path}/sync-{office_id}.db")
     store.migrate()

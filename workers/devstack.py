@@ -81,9 +81,15 @@ async def start_temporal(
 
 
 def office_document(
-    office_id: int, qondor_url: str, tripletex_url: str, name: str = "Demo office", **overrides: Any
+    office_id: int,
+    qondor_url: str,
+    tripletex_url: str,
+    name: str = "Demo office",
+    qondor_calls_per_second: float = 9.0,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """An office entry as it stands in the office file, pointed at the emulators."""
+    """An office entry as it stands in the office file, pointed at the emulators. Tests and the benchmark
+    turn Qondor pacing off (``qondor_calls_per_second=0``) along with the emulator's rate limit."""
     office: dict[str, Any] = {
         "id": office_id,
         "name": name,
@@ -94,7 +100,11 @@ def office_document(
         "article_mapping": DEMO_ARTICLE_MAPPING,
         "queue_poll_seconds": 1.0,
         "payment_sweep_minutes": 5.0,
-        "qondor": {"base_url": qondor_url, "subscription_key": {"env": "QONDOR_SYNC_DEMO_QONDOR_KEY"}},
+        "qondor": {
+            "base_url": qondor_url,
+            "subscription_key": {"env": "QONDOR_SYNC_DEMO_QONDOR_KEY"},
+            "max_calls_per_second": qondor_calls_per_second,
+        },
         "tripletex": {
             "base_url": f"{tripletex_url}/v2",
             "consumer_token": {"env": "QONDOR_SYNC_DEMO_TRIPLETEX_CONSUMER_TOKEN"},
