@@ -66,9 +66,7 @@ async def stacks(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIter
         await stack.close()
 
 
-def make_stack(
-    stacks: list[Stack], env: WorkflowEnvironment, tmp_path: Path, seed: Any, **overrides: Any
-) -> Stack:
+def make_stack(stacks: list[Stack], env: WorkflowEnvironment, tmp_path: Path, seed: Any, **overrides: Any) -> Stack:
     """A stack whose Qondor is seeded by ``seed(office_id)`` (ids derive from the office id), worker running."""
     stack = new_stack(env.client, tmp_path, seed={}, **overrides)
     stacks.append(stack)
@@ -150,10 +148,15 @@ async def test_data_errors_fail_the_item_with_an_actionable_message_and_spare_th
 
     # Finance already has the Solberg & Dahl customer twice in Tripletex (seeded through the admin API).
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.tripletex_app), base_url="http://tx") as admin:
-        response = await admin.post("/_admin/seed", json={"customers": [
-            {"name": "Solberg & Dahl", "organizationNumber": solberg_org},
-            {"name": "Solberg og Dahl Advokatfirma", "organizationNumber": solberg_org},
-        ]})
+        response = await admin.post(
+            "/_admin/seed",
+            json={
+                "customers": [
+                    {"name": "Solberg & Dahl", "organizationNumber": solberg_org},
+                    {"name": "Solberg og Dahl Advokatfirma", "organizationNumber": solberg_org},
+                ]
+            },
+        )
         assert response.status_code == 201
         twins = response.json()["created"]["customers"]
 
@@ -205,8 +208,9 @@ async def test_data_errors_fail_the_item_with_an_actionable_message_and_spare_th
     assert {f"qondor-{office}-{i}" for i in failed}.isdisjoint(made_refs)
     assert made_refs == {f"qondor-{office}-{base + n}" for n in (OFFER_1, OFFER_2, BOOKING, CARD)}
     customers = tx.all("customer")
-    assert not any(c["name"] in {"Uten Nummer AS", "Tvilling Holding AS", "Kreditnota Uten Original AS"}
-                   for c in customers)
+    assert not any(
+        c["name"] in {"Uten Nummer AS", "Tvilling Holding AS", "Kreditnota Uten Original AS"} for c in customers
+    )
     assert not any(c.get("organizationNumber") == twin_org for c in customers)
     assert sorted(c["id"] for c in customers if c.get("organizationNumber") == solberg_org) == sorted(twins), (
         "no third Solberg & Dahl customer was guessed or created"
@@ -276,9 +280,13 @@ async def test_missing_card_payment_type_and_vat_rate_mismatch_need_attention(
     # Article 3100 (food, 15 %) mapped to VAT code 3 (25 %); no card payment type configured.
     mapping = {**DEMO_ARTICLE_MAPPING, "3100": {"vat_type": "3"}}
     stack = make_stack(
-        stacks, temporal_env, tmp_path,
+        stacks,
+        temporal_env,
+        tmp_path,
         lambda o: only(sample_office_data(o), o * 1000 + FORM, o * 1000 + BOOKING, o * 1000 + CARD),
-        slack=SLACK, article_mapping=mapping, card_payment_type_id=None,
+        slack=SLACK,
+        article_mapping=mapping,
+        card_payment_type_id=None,
     )
     base = stack.office_id * 1000
     await stack.discover()
@@ -289,8 +297,9 @@ async def test_missing_card_payment_type_and_vat_rate_mismatch_need_attention(
 
     form = await stack.wait_for_state(base + FORM, SyncState.NEEDS_ATTENTION)
     assert form.last_error and f"Invoice {base + FORM} (" in form.last_error
-    assert re.search(r"Qondor charges 15(\.0+)? % VAT but article 3100 maps to VAT code 3 \(25(\.0+)? %\)",
-                     form.last_error), form.last_error
+    assert re.search(
+        r"Qondor charges 15(\.0+)? % VAT but article 3100 maps to VAT code 3 \(25(\.0+)? %\)", form.last_error
+    ), form.last_error
 
     await wait_for_needs_attention(stack, base + CARD, base + FORM)
     for n in (CARD, FORM):
@@ -308,8 +317,9 @@ async def test_tripletex_503s_on_customer_creation_are_retried_until_the_invoice
     stacks: list[Stack], temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     stack = make_stack(stacks, temporal_env, tmp_path, lambda o: only(sample_office_data(o), o * 1000 + FORM))
-    rule = stack.tripletex.faults.add({"method": "POST", "path": "^/v2/customer$", "mode": "status",
-                                       "status": 503, "times": 3})
+    rule = stack.tripletex.faults.add(
+        {"method": "POST", "path": "^/v2/customer$", "mode": "status", "status": 503, "times": 3}
+    )
     item = stack.office_id * 1000 + FORM
     await stack.discover()
 
