@@ -37,19 +37,27 @@ def _lock(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _run(connection: Connection) -> None:
+def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table copies for ALTERs
     )
+
+
+def _run(connection: Connection) -> None:
     if connection.in_transaction():
         # The caller's transaction (a tool that already used this connection): it owns commit and locking.
+        _configure(connection)
         context.run_migrations()
         return
     with connection.begin():
         _lock(connection)
+        # Configure only now: Alembic sees a transaction already open and runs every revision inside it.
+        # Configured before, it would commit after each revision on SQLite (no "transactional DDL" there),
+        # releasing the lock half-way and letting a second process run the later revisions again.
+        _configure(connection)
         context.run_migrations()
 
 
