@@ -19,6 +19,8 @@ sys.path.append(str(Path(__file__).parent))  # after the project root: tests/sto
 from harness import Stack, new_stack
 from workers.devstack import start_temporal
 
+pytest_plugins = ["databases"]  # store_url / postgres_url: SQLite and PostgreSQL, for store and end-to-end tests
+
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
