@@ -19,6 +19,10 @@ from store.store import alembic_config
 TABLES = {"alembic_version", *Base.metadata.tables}
 assert {"audit_log", "cursors", "links", "tracked_invoices"} <= TABLES
 
+# fork starts a writer in milliseconds (spawn re-imports SQLAlchemy and Alembic: seconds on a busy machine);
+# the children build their own Store and never touch the parent's connections.
+START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
 
 def _head() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -107,7 +111,7 @@ def _migrate_in_process(url: str, start: object) -> None:
 
 def test_processes_starting_together_on_a_fresh_database_both_succeed(store_url: str) -> None:
     """Two workers starting at once: one migrates, the other waits on the database lock and finds head."""
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(START_METHOD)
     start = context.Barrier(2)
     workers = [context.Process(target=_migrate_in_process, args=(store_url, start)) for _ in range(2)]
     for w in workers:
