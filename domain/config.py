@@ -35,6 +35,15 @@ class SecretRef(BaseModel):
     env: str | None = None
     file: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                'secrets are never written inline; give {env = "VARIABLE"} or {file = "/path/to/secret"}'
+            )
+        return value
+
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.file is None):

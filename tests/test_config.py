@@ -199,7 +199,7 @@ def test_several_problems_across_two_offices_make_one_error_listing_each() -> No
     problems = info.value.problems
     assert len(problems) == 5, problems
     expected = [
-        ("office 1 (Oslo) -> qondor.subscription_key:", "SecretRef"),
+        ("office 1 (Oslo) -> qondor.subscription_key:", "never written inline"),
         ("office 1 (Oslo) -> article_mapping.3000:", "exactly one of 'vat_type' or 'product'"),
         ("office 2 (Bergen) -> queue_poll_seconds:", "greater than 0"),
         ("office 2 (Bergen) -> colour:", "Extra inputs are not permitted"),
