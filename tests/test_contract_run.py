@@ -1,0 +1,157 @@
+"""The Tripletex contract over whole runs: every request the worker sends to Tripletex, and every response it
+gets, conforms to Tripletex's OpenAPI spec (v2.74.00, see tests/contract/tripletex_spec.py).
+
+The worker's Tripletex transport is wrapped by the capturing transport, so what is checked is exactly what
+the product put on the wire: the ensure steps, invoices, card payments, credit notes, orders, a resync's
+updates and the payment sweep's list call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from contract.tripletex_spec import CapturingTransport, Exchange, assert_conforms
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.tripletex import LOOKUP_FIELDS, SWEEP_FIELDS
+from domain.qondor import QueueStatus
+from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
+from emulators.tripletex.gateway import normalised_path
+from harness import Stack, new_stack, wait_until
+from workers.demo import tripletex_duplicates
+from workflows.office import PaymentSweep
+
+OFFER_1, OFFER_2, FORM, BOOKING, CARD, CREDIT = 501, 502, 503, 504, 505, 506
+CHECK_FIELDS = "id,amount,amountOutstanding,isCredited,isCreditNote"
+"""What the workflow's fallback payment check asks for (activities/tripletex.py check_payment)."""
+
+
+def captured_stack(env: WorkflowEnvironment, tmp_path: Path, **overrides: object) -> tuple[Stack, CapturingTransport]:
+    """A stack whose worker reaches Tripletex through a capturing transport (and Qondor directly)."""
+    stack = new_stack(env.client, tmp_path, **overrides)
+    capture = CapturingTransport(httpx.ASGITransport(app=stack.tripletex_app))
+    stack.start_worker({"qondor": httpx.ASGITransport(app=stack.qondor_app), "tripletex": capture})
+    return stack, capture
+
+
+async def sweep(client: Client, office_id: int) -> SweepResult:
+    return await client.execute_workflow(
+        PaymentSweep.run,
+        OfficeRunInput(office_id=office_id, accounting_system="tripletex"),
+        id=f"test-contract-sweep-{office_id}",
+        task_queue=WORKFLOW_QUEUE,
+    )
+
+
+def operations(exchanges: list[Exchange]) -> Counter[str]:
+    return Counter(f"{e.method} {normalised_path(e.path)}" for e in exchanges)
+
+
+def gets(capture: CapturingTransport, path: str, fields: str) -> list[Exchange]:
+    """The GET calls of ``path`` that asked for exactly these ``fields`` (tells the callers apart)."""
+    return [
+        e for e in capture.exchanges if e.method == "GET" and e.path == path and e.url.params.get("fields") == fields
+    ]
+
+
+def checks(capture: CapturingTransport) -> list[Exchange]:
+    """The workflows' own fallback payment checks (GET /invoice/{id} with the check's fields)."""
+    return [e for e in capture.exchanges if e.method == "GET" and e.url.params.get("fields") == CHECK_FIELDS]
+
+
+async def test_a_whole_invoice_mode_run_conforms_to_the_tripletex_spec(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # Fallback payment checks every 3 s (GET /invoice/{id}); the first POST /invoice loses its response, so the
+    # retry looks the invoice up by reference.
+    stack, capture = captured_stack(temporal_env, tmp_path, payment_fallback_check_days=3 / 86400)
+    try:
+        stack.tripletex.faults.add({"method": "POST", "path": "^/v2/invoice$", "mode": "drop_after_commit"})
+        base = stack.office_id * 1000
+        await stack.discover()
+        for n in (OFFER_1, OFFER_2, FORM, BOOKING, CREDIT):
+            await stack.wait_for_state(base + n, SyncState.AWAITING_PAYMENT, SyncState.CREDITED)
+        await stack.wait_for_state(base + CARD, SyncState.PAID)
+        assert tripletex_duplicates(stack.tripletex) == {}
+
+        # A resync after the customer changed in Qondor (PUT /customer), a payment, and the sweep's list call.
+        stack.qondor.update_customer({"id": base + 2, "legalName": "Solberg & Dahl Advokatfirma ANS", "city": "Oslo"})
+        await stack.handle(base + FORM).signal("resync")
+
+        async def updated() -> bool:
+            return operations(capture.exchanges)["PUT /v2/customer/{id}"] >= 1
+
+        await wait_until(updated, 20, "the resync's customer update")
+        status = await stack.status(base + OFFER_1)
+        assert status.invoice is not None and status.invoice.invoice_id and status.invoice.amount
+        await stack.tripletex_pay(int(status.invoice.invoice_id), Decimal(status.invoice.amount))
+        await sweep(stack.client, stack.office_id)  # (a fallback check may have seen some of it first)
+        await stack.wait_for_state(base + OFFER_1, SyncState.PAID)
+        await stack.wait_for_qondor(base + OFFER_1, QueueStatus.PAID)
+
+        async def checked() -> bool:
+            return operations(checks(capture))["GET /v2/invoice/{id}"] >= 1
+
+        await wait_until(checked, 20, "a fallback payment check")
+    finally:
+        await stack.close()
+
+    ops = operations(capture.exchanges)
+    for expected in (
+        "POST /v2/token/session/:create",
+        "GET /v2/customer",
+        "POST /v2/customer",
+        "PUT /v2/customer/{id}",
+        "POST /v2/contact",
+        "GET /v2/employee",
+        "POST /v2/employee",
+        "PUT /v2/employee/entitlement/:grantEntitlementsByTemplate",
+        "GET /v2/project",
+        "POST /v2/project",
+        "GET /v2/ledger/vatType",
+        "POST /v2/invoice",
+        "PUT /v2/invoice/{id}/:createCreditNote",
+    ):
+        assert ops[expected] >= 1, f"the run made no {expected} call: {dict(ops)}"
+    assert gets(capture, "/v2/invoice", SWEEP_FIELDS), "the payment sweep's list call"
+    assert gets(capture, "/v2/invoice", LOOKUP_FIELDS), "the lookup by reference after the lost response"
+    assert any(e.error for e in capture.exchanges), "the lost response"
+    assert_conforms(capture.exchanges)
+
+
+async def test_a_whole_order_mode_run_conforms_to_the_tripletex_spec(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # The first POST /order loses its response: the retry finds the order through GET /order by reference.
+    stack, capture = captured_stack(temporal_env, tmp_path, invoice_mode="order")
+    try:
+        stack.tripletex.faults.add({"method": "POST", "path": "^/v2/order$", "mode": "drop_after_commit"})
+        base = stack.office_id * 1000
+        await stack.discover()
+        for n in (OFFER_1, OFFER_2, FORM, BOOKING, CREDIT):
+            await stack.wait_for_state(base + n, SyncState.AWAITING_PAYMENT)
+        await stack.wait_for_state(base + CARD, SyncState.PAID)
+        status = await stack.status(base + FORM)
+        assert status.invoice is not None and status.invoice.order_id
+        async with stack.tripletex_client() as finance:
+            invoice = await finance.invoice_order(int(status.invoice.order_id), invoice_date=date(2026, 4, 20))
+        await stack.tripletex_pay(invoice["id"], Decimal(str(invoice["amount"])))
+        result = await sweep(stack.client, stack.office_id)
+        assert result.paid == 1
+        await stack.wait_for_qondor(base + FORM, QueueStatus.PAID)
+        assert tripletex_duplicates(stack.tripletex) == {}
+    finally:
+        await stack.close()
+
+    ops = operations(capture.exchanges)
+    # Five orders, one of whose responses was lost: the retry found it by reference instead of sending it again.
+    assert ops["POST /v2/order"] == 5 and sum(1 for e in capture.exchanges if e.error) == 1
+    assert ops["POST /v2/invoice"] == 1  # the card payment
+    assert ops["GET /v2/order"] >= 1, "the lookup by reference after the lost response"
+    assert gets(capture, "/v2/invoice", SWEEP_FIELDS), "the payment sweep's list call"
+    assert_conforms(capture.exchanges)
