@@ -155,6 +155,9 @@ class SyncProgress(BaseModel):
     invoice: InvoiceResult
     project_no: str | None = None
     fallback_checks: int = 0
+    refs: AccountingRefs = Field(default_factory=AccountingRefs)
+    """The ensure steps' accounting ids, so the ``status`` query still shows them after continue-as-new
+    (defaulted: runs continued by an older version carry none)."""
 
 
 class SetProcessedRequest(BaseModel):

@@ -157,6 +157,7 @@ async def test_three_months_of_waiting_continue_as_new_with_the_state_carried_ov
         now = await status(env.client, handle)
         assert now.state is SyncState.AWAITING_PAYMENT and now.invoice is not None
         assert now.invoice.invoice_number == "10042"
+        assert now.refs.customer_id == "3101" and now.refs.project_id == "3104", "accounting refs lost"
 
         await env.client.get_workflow_handle(handle.id).signal(InvoiceSync.payment, s.paid_notice())
         final = await result(handle)

@@ -81,6 +81,9 @@ class InvoiceSync:
             self._result = input.progress.invoice
             self._project_no = input.progress.project_no
             self._fallback_checks = input.progress.fallback_checks
+            # Carried over continue-as-new: without it the status query showed no accounting ids for an
+            # invoice unpaid after FALLBACK_CHECKS_PER_RUN checks. Emits no command, so replay-safe.
+            self._refs = input.progress.refs
 
     # --- operator surface ------------------------------------------------------------------------
 
@@ -258,6 +261,7 @@ class InvoiceSync:
                         invoice=self._result or InvoiceResult(),
                         project_no=self._project_no,
                         fallback_checks=self._fallback_checks,
+                        refs=self._refs,
                     ),
                 )
             )
