@@ -20,10 +20,11 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from workflow_fingerprints import BASELINE, fingerprints
 
 from domain.sync import InvoiceBundle, InvoiceStatus, InvoiceSyncInput, StepRequest
+from workflows import invoice_sync
 from workflows.invoice_sync import InvoiceSync
 from workflows.office import PaymentSweep, QueuePoller
 
@@ -118,6 +119,20 @@ async def test_an_unguarded_new_activity_fails_the_replay() -> None:
 async def test_the_same_change_behind_workflow_patched_replays() -> None:
     replayer = Replayer(workflows=[InvoiceSyncWithPatchedStep], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(load(REPLAYED_EXAMPLE))
+
+
+async def test_a_changed_continue_as_new_threshold_fails_the_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constants decide commands too (the fingerprint cannot see this one): continuing as new after 4
+    checks instead of 8 would break every InvoiceSync that is between its 4th and 8th check."""
+    monkeypatch.setattr(invoice_sync, "FALLBACK_CHECKS_PER_RUN", 4)
+    replayer = Replayer(
+        workflows=[InvoiceSync],
+        data_converter=pydantic_data_converter,
+        workflow_runner=UnsandboxedWorkflowRunner(),  # the sandbox would re-import the unpatched module
+    )
+    history = load(HISTORIES / "invoice-continue-as-new.run1.json")
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, workflow.NondeterminismError), result.replay_failure
 
 
 # --- workflow fingerprints -----------------------------------------------------------------------
