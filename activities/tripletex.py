@@ -391,12 +391,31 @@ class TripletexActivities:
         result = InvoiceResult.model_validate(link.data)
         tracked = await self.store.tracked_invoice(request.office_id, SYSTEM, credit.credited_invoice_id)
         invoice_id = result.invoice_id or (tracked.accounting_invoice_id if tracked else None)
+        if invoice_id is None and result.order_id is not None:
+            # Order mode: finance may have invoiced the order since the last payment sweep noted it. Crediting
+            # that invoice with a negative order would leave the customer's invoice open, so look first.
+            invoice_id = await self._invoice_of_order(request, result.order_id, link.data.get("invoice_date"))
         return _Original(
             invoice_id=invoice_id,
             order_id=result.order_id,
             amount=result.amount,
             invoice_date=link.data.get("invoice_date"),
         )
+
+    async def _invoice_of_order(self, request: StepRequest, order_id: str, order_date: str | None) -> str | None:
+        """The invoice (not credit note) made from one of our orders, searched like the payment sweep does:
+        dated from the Qondor invoice date up to tomorrow."""
+        since = date.fromisoformat(order_date) if order_date else request.bundle.invoice.invoice_date
+        customer_id = int(request.refs.customer_id) if request.refs.customer_id else None
+        for found in await self.clients.tripletex(request.office_id).find_invoices(
+            date_from=since,
+            date_to=date.today() + timedelta(days=1),
+            customer_id=customer_id,
+            fields="id,isCreditNote,orders(id)",
+        ):
+            if not found.get("isCreditNote") and any(str(o.get("id")) == order_id for o in found.get("orders") or []):
+                return str(found["id"])
+        return None
 
     async def _existing_result(self, request: StepRequest, key: str) -> InvoiceResult | None:
         """What an earlier attempt made: the link, else (when it may have written) a lookup by reference."""
