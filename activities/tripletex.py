@@ -549,7 +549,11 @@ class TripletexActivities:
             if not open_items:
                 return result
             by_invoice = {t.accounting_invoice_id: t for t in open_items if t.accounting_invoice_id}
-            by_order = {t.accounting_order_id: t for t in open_items if t.accounting_order_id}
+            # Orders identify only items whose invoice is not known yet (order mode): a credit note shares its
+            # original's order, so an item known by its invoice must never be matched through the order too.
+            by_order = {
+                t.accounting_order_id: t for t in open_items if t.accounting_order_id and not t.accounting_invoice_id
+            }
             date_from = min(t.invoice_date for t in open_items)
             date_to = date.today() + timedelta(days=1)
             client = self.clients.tripletex(office_id)
