@@ -187,3 +187,38 @@ async def test_a_credit_note_of_an_order_finance_has_invoiced_credits_that_invoi
         assert stack.qondor.status_of(base + CREDIT) == QueueStatus.PAID
     finally:
         await stack.close()
+
+
+async def test_a_credit_note_of_an_order_invoiced_since_the_last_sweep_credits_that_invoice(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Finance invoiced the order minutes ago and no sweep has seen it yet: still a real credit note."""
+    stack = new_stack(temporal_env.client, tmp_path, seed={}, invoice_mode="order")
+    try:
+        base = stack.office_id * 1000
+        sample = sample_office_data(stack.office_id)
+        credit_note = next(i for i in sample["invoices"] if i["id"] == base + CREDIT)
+        stack.qondor.seed({**sample, "invoices": [i for i in sample["invoices"] if i["id"] == base + OFFER_2]})
+        stack.start_worker()
+        await stack.discover()
+        status = await stack.wait_for_state(base + OFFER_2, SyncState.AWAITING_PAYMENT)
+        assert status.invoice is not None and status.invoice.order_id is not None
+        async with stack.tripletex_client() as finance:
+            invoice = await finance.invoice_order(int(status.invoice.order_id), invoice_date=date(2026, 3, 17))
+
+        stack.qondor.add_invoices([credit_note])
+        await stack.discover()
+        await stack.wait_for_state(base + CREDIT, SyncState.AWAITING_PAYMENT)
+        credit_notes = [i for i in stack.tripletex.all("invoice") if i.get("isCreditNote")]
+        assert [c["creditedInvoice"] for c in credit_notes] == [invoice["id"]]
+        assert len(stack.tripletex.all("order")) == 1, "no negative order for an order that is invoiced"
+        assert tripletex_duplicates(stack.tripletex) == {}
+        # The sweep tells each workflow about its own document: the original is credited, the credit note settled.
+        result = await sweep(stack.client, stack.office_id)
+        assert (result.credited, result.paid, result.signalled) == (1, 1, 2)
+        await stack.wait_for_state(base + OFFER_2, SyncState.CREDITED)
+        await stack.wait_for_state(base + CREDIT, SyncState.PAID)
+        assert stack.qondor.status_of(base + OFFER_2) == QueueStatus.PROCESSED
+        assert stack.qondor.status_of(base + CREDIT) == QueueStatus.PAID
+    finally:
+        await stack.close()
