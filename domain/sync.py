@@ -66,7 +66,6 @@ class SyncState(StrEnum):
     PAID = "paid"
     CREDITED = "credited"
     FAILED = "failed"
-    DONE = "done"  # credit notes and items that need no payment tracking
 
 
 class InvoiceSyncInput(BaseModel):

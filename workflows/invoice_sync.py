@@ -273,9 +273,10 @@ class InvoiceSync:
             bundle = await self._load()
             await self._ensure_all(bundle)
         except ActivityError as err:
-            if _error_type(err) != DataError.error_type:
+            if _error_type(err) not in (DataError.error_type, INVOICE_GONE):
                 raise
-            # The invoice is already booked; a data problem now is reported, not a reason to fail it.
+            # The invoice is already booked: a data problem (or the queue item deleted in Qondor) is reported,
+            # and payment tracking goes on.
             self._last_error = _error_message(err)
             await self._notify("Resync found a data problem", self._last_error)
         self._set_state(SyncState.AWAITING_PAYMENT)
