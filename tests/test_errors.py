@@ -29,6 +29,7 @@ from domain.qondor import QueueStatus
 from domain.sync import InvoiceStatus, SyncState
 from emulators.qondor.sample import MISSING_INVOICE_ID, UNMAPPED_ARTICLE, bad_items, merge_seeds, sample_office_data
 from emulators.server import RunningServer, serve_in_thread
+from emulators.tripletex import PAYMENT_TYPE_CARD
 from harness import Stack, new_stack, wait_until
 from workers.demo import tripletex_duplicates
 from workers.devstack import DEMO_ARTICLE_MAPPING
@@ -108,6 +109,14 @@ async def finished(stack: Stack, invoice_id: int) -> InvoiceStatus:
     """The result of a workflow that must end by itself (a failed item ends after its alert)."""
     handle = stack.client.get_workflow_handle(stack.handle(invoice_id).id, result_type=InvoiceStatus)
     return await asyncio.wait_for(handle.result(), 20)
+
+
+async def restart_with(stack: Stack, **changes: Any) -> None:
+    """What an operator does: change the office file and restart the worker (it reads the file at start)."""
+    await stack.stop_worker()
+    document = stack.office().model_dump(mode="json", exclude_none=True) | changes
+    stack.config = parse_config({"offices": [document]})
+    stack.start_worker()
 
 
 async def needs_attention_ids(stack: Stack) -> set[int]:
@@ -252,11 +261,7 @@ async def test_unmapped_article_needs_attention_until_the_mapping_is_fixed_and_r
     assert len(alerts_for(slack, item)) == 1
 
     # The operator adds the mapping to the office file and restarts the worker with it, then resyncs.
-    await stack.stop_worker()
-    document = stack.office().model_dump(mode="json", exclude_none=True)
-    document["article_mapping"] = {**DEMO_ARTICLE_MAPPING, UNMAPPED_ARTICLE: {"vat_type": "3"}}
-    stack.config = parse_config({"offices": [document]})
-    stack.start_worker()
+    await restart_with(stack, article_mapping={**DEMO_ARTICLE_MAPPING, UNMAPPED_ARTICLE: {"vat_type": "3"}})
     await stack.handle(item).signal("resync")
 
     status = await stack.wait_for_state(item, SyncState.AWAITING_PAYMENT)
@@ -308,6 +313,19 @@ async def test_missing_card_payment_type_and_vat_rate_mismatch_need_attention(
     # The booking (no 3100 line) went through; nothing was booked for the two waiting items.
     await stack.wait_for_state(base + BOOKING, SyncState.AWAITING_PAYMENT)
     assert references(stack) == {f"qondor-{stack.office_id}-{base + BOOKING}"}
+
+    # The operator corrects both settings; after a resync each item goes through (the card one paid at once).
+    await restart_with(stack, article_mapping=DEMO_ARTICLE_MAPPING, card_payment_type_id=PAYMENT_TYPE_CARD)
+    for n in (CARD, FORM):
+        await stack.handle(base + n).signal("resync")
+    await stack.wait_for_state(base + FORM, SyncState.AWAITING_PAYMENT)
+    await stack.wait_for_state(base + CARD, SyncState.PAID)
+    await stack.wait_for_qondor(base + CARD, QueueStatus.PAID)
+    assert stack.qondor.status_of(base + FORM) == QueueStatus.PROCESSED
+    assert references(stack) == {f"qondor-{stack.office_id}-{base + n}" for n in (FORM, BOOKING, CARD)}
+    assert tripletex_duplicates(stack.tripletex) == {}
+    for n in (CARD, FORM):
+        assert len(alerts_for(slack, base + n)) == 1
 
 
 # --- transient faults ---------------------------------------------------------------------------------
