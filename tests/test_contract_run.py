@@ -2,9 +2,9 @@
 gets, conforms to Tripletex's OpenAPI spec (v2.74.00, see tests/contract/tripletex_spec.py).
 
 The worker's Tripletex transport is wrapped by the capturing transport, so what is checked is exactly what
-the product put on the wire: the ensure steps, invoices, card payments, credit notes, orders, a resync's
-updates and the payment sweep's list call.
-"""
+the product put on the wire: the ensure steps (create, and link+update of a customer finance already has),
+invoices, card payments, credit notes, orders, a resync's update, the lookups after a lost response, the
+workflows' fallback payment checks and the payment sweep's list call."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from activities.tripletex import LOOKUP_FIELDS, SWEEP_FIELDS
 from domain.qondor import QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
 from emulators.tripletex.gateway import normalised_path
+from emulators.tripletex.seed import apply_seed
 from harness import Stack, new_stack, wait_until
 from workers.demo import tripletex_duplicates
 from workflows.office import PaymentSweep
@@ -73,18 +74,26 @@ async def test_a_whole_invoice_mode_run_conforms_to_the_tripletex_spec(
     try:
         stack.tripletex.faults.add({"method": "POST", "path": "^/v2/invoice$", "mode": "drop_after_commit"})
         base = stack.office_id * 1000
+        # Finance already has the card payer (Norsk Arrangørforum) as a customer: it is linked and updated.
+        forum = next(c for c in stack.qondor.snapshot()["customers"] if c["id"] == base + 3)
+        [known] = apply_seed(
+            stack.tripletex,
+            {"customers": [{"name": "Arrangørforum", "organizationNumber": forum["organisationNumber"]}]},
+        )["customers"]
         await stack.discover()
         for n in (OFFER_1, OFFER_2, FORM, BOOKING, CREDIT):
             await stack.wait_for_state(base + n, SyncState.AWAITING_PAYMENT, SyncState.CREDITED)
-        await stack.wait_for_state(base + CARD, SyncState.PAID)
+        card = await stack.wait_for_state(base + CARD, SyncState.PAID)
         assert tripletex_duplicates(stack.tripletex) == {}
+        assert card.refs.customer_id == str(known) and len(stack.tripletex.all("customer")) == 4
+        assert stack.tripletex.get("customer", known)["name"] == forum["legalName"]
 
         # A resync after the customer changed in Qondor (PUT /customer), a payment, and the sweep's list call.
         stack.qondor.update_customer({"id": base + 2, "legalName": "Solberg & Dahl Advokatfirma ANS", "city": "Oslo"})
         await stack.handle(base + FORM).signal("resync")
 
         async def updated() -> bool:
-            return operations(capture.exchanges)["PUT /v2/customer/{id}"] >= 1
+            return operations(capture.exchanges)["PUT /v2/customer/{id}"] >= 2  # the link's update, then the resync's
 
         await wait_until(updated, 20, "the resync's customer update")
         status = await stack.status(base + OFFER_1)
