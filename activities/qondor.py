@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, WorkflowAlreadyStartedError
 
 from activities.common import AsyncStore, OfficeClients, audit, classified
 from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
@@ -241,8 +241,15 @@ class QondorActivities:
         for item in items:
             if skip is not None and item.id in skip:
                 continue
-            await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no)
-            started += 1
+            try:
+                await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no)
+            except WorkflowAlreadyStartedError:
+                # The item's sync has completed since the queue was read (a long queue, a lagging Qondor read):
+                # a completed sync is never redone, and one stale entry must not stop the poll of the others.
+                log.warning("office %s: queue item %s is listed but its sync has completed; not started again",
+                            office_id, item.id)
+            else:
+                started += 1
             if skip is not None:
                 skip.add(item.id)
         return len(items), started
