@@ -277,11 +277,30 @@ class TripletexActivities:
             number = request.bundle.invoice.project_no or ""
             found = await self._linked(request.office_id, "project", number)
             if found is not None:
-                return found
+                return await self._refresh_project(request, number, found)
             async with self.locks.hold(_lock_name(request.office_id, "project", number)):
                 return await self._linked(request.office_id, "project", number) or await self._find_or_create_project(
                     request, number
                 )
+
+    async def _refresh_project(self, request: StepRequest, number: str, found: StepResult) -> StepResult:
+        """A linked project whose Qondor data changed since it was recorded is updated, like the customer
+        (the resync promise: customer, contact and project). A link recorded without a fingerprint (a project
+        found by number, or linked before projects had one) takes the current one without a write, so only
+        later changes in Qondor are written to a project that finance may have edited. PUT keeps omitted fields."""
+        body = _project_update(request.bundle, project_body(request.bundle, request.refs))
+        digest = fingerprint(body)
+        link = await self.store.get_link(request.office_id, SYSTEM, "project", number)
+        if link is None or link.fingerprint == digest:
+            return found
+        if link.fingerprint is None:
+            await self.store.update_link(request.office_id, SYSTEM, "project", number, fingerprint=digest)
+            return found
+        client = self.clients.tripletex(request.office_id)
+        await self._write(client.put(f"/project/{found.accounting_id}", body), request.bundle, "project")
+        await self.store.update_link(request.office_id, SYSTEM, "project", number, fingerprint=digest)
+        await self._audit(request.office_id, "update", "project", found.accounting_id, number, body)
+        return found.model_copy(update={"action": "updated"})
 
     async def _find_or_create_project(self, request: StepRequest, number: str) -> StepResult:
         office_id, bundle = request.office_id, request.bundle
@@ -292,7 +311,14 @@ class TripletexActivities:
             return StepResult(accounting_id=str(found["id"]), action="linked")
         body = project_body(bundle, request.refs)
         created = await self._write(client.create_project(body), bundle, "project")
-        await self.store.complete_link(office_id, SYSTEM, "project", number, str(created["id"]))
+        await self.store.complete_link(
+            office_id,
+            SYSTEM,
+            "project",
+            number,
+            str(created["id"]),
+            fingerprint=fingerprint(_project_update(bundle, body)),
+        )
         await self._audit(office_id, "create", "project", str(created["id"]), number, body)
         return StepResult(accounting_id=str(created["id"]), action="created")
 
@@ -643,6 +669,16 @@ class TripletexActivities:
             self.check_payment,
             self.sweep_payments,
         ]
+
+
+def _project_update(bundle: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """What a project's refresh compares and writes: the project's own data from Qondor. Not the customer,
+    which comes from the invoice (a booking and a card payment of one event name different customers), nor a
+    start date that is only the invoice date standing in for a project without one."""
+    invoice_specific = {"customer"} | (
+        {"startDate"} if bundle.project is None or bundle.project.start_date is None else set()
+    )
+    return {k: v for k, v in body.items() if k not in invoice_specific}
 
 
 def _lock_name(office_id: int, kind: str, key: str) -> str:
