@@ -127,6 +127,9 @@ async def test_a_whole_invoice_mode_run_conforms_to_the_tripletex_spec(
         "PUT /v2/invoice/{id}/:createCreditNote",
     ):
         assert ops[expected] >= 1, f"the run made no {expected} call: {dict(ops)}"
+    # The conference project serves the booking (private booker) and the card payment (a company): it is not
+    # rewritten for each invoice's customer.
+    assert ops["PUT /v2/project/{id}"] == 0
     assert gets(capture, "/v2/invoice", SWEEP_FIELDS), "the payment sweep's list call"
     assert gets(capture, "/v2/invoice", LOOKUP_FIELDS), "the lookup by reference after the lost response"
     assert any(e.error for e in capture.exchanges), "the lost response"

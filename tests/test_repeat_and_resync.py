@@ -23,7 +23,7 @@ from emulators.tripletex.gateway import normalised_path
 from harness import Stack, new_stack, wait_until
 from workers.demo import tripletex_duplicates
 
-OFFER_1, OFFER_2 = 501, 502
+OFFER_1, OFFER_2, BOOKING, CARD = 501, 502, 504, 505
 WRITES = {"POST", "PUT", "DELETE"}
 
 
@@ -168,3 +168,38 @@ async def test_resync_updates_a_changed_customer_once_and_an_unchanged_one_not_a
     assert [c for c in unchanged if c.split()[0] in WRITES] == []
     assert entity_counts(stack) == before
     assert (await stack.status(item)).resyncs == 2
+
+
+async def test_resync_updates_a_project_renamed_and_moved_in_qondor(stack: Stack) -> None:
+    base = stack.office_id * 1000
+    item = base + OFFER_1
+    await sync_one(stack, item)
+    before = entity_counts(stack)
+    project_id = int((await stack.status(item)).refs.project_id or 0)
+
+    project = next(p for p in sample_office_data(stack.office_id)["projects"] if p["id"] == base + 301)
+    project.update(name="Havblikk kick-off 2026 (flyttet)", endDate="2026-03-15")
+    stack.qondor.seed({"projects": [project]})
+
+    stack.tripletex.clear_requests()
+    await resync(stack, item)
+    writes = [c for c in calls(stack) if c.split()[0] in WRITES]
+    print(f"\nTripletex writes for a resync after a project change: {writes}")
+    assert writes == ["PUT /v2/project/{id}"]
+    updated = stack.tripletex.get("project", project_id)
+    assert (updated["name"], updated["endDate"]) == ("Havblikk kick-off 2026 (flyttet)", "2026-03-15")
+    assert entity_counts(stack) == before and tripletex_duplicates(stack.tripletex) == {}
+
+    stack.tripletex.clear_requests()
+    await resync(stack, item)
+    assert [c for c in calls(stack) if c.split()[0] in WRITES] == []
+
+    # One event project invoiced to different customers (a private booker, then a company paying by card):
+    # the second invoice finds the project and does not rewrite it for its own customer.
+    stack.qondor.add_invoices([sample_invoice(stack, BOOKING)])
+    await sync_one(stack, base + BOOKING)
+    stack.tripletex.clear_requests()
+    stack.qondor.add_invoices([sample_invoice(stack, CARD)])
+    await stack.discover()
+    await stack.wait_for_state(base + CARD, SyncState.PAID)
+    assert "PUT /v2/project/{id}" not in calls(stack)
