@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.tripletex import LOOKUP_FIELDS, SWEEP_FIELDS
 from domain.qondor import QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
+from emulators.qondor.sample import sample_office_data
 from emulators.tripletex.gateway import normalised_path
 from emulators.tripletex.seed import apply_seed
 from harness import Stack, new_stack, wait_until
@@ -88,14 +89,18 @@ async def test_a_whole_invoice_mode_run_conforms_to_the_tripletex_spec(
         assert card.refs.customer_id == str(known) and len(stack.tripletex.all("customer")) == 4
         assert stack.tripletex.get("customer", known)["name"] == forum["legalName"]
 
-        # A resync after the customer changed in Qondor (PUT /customer), a payment, and the sweep's list call.
+        # A resync after the customer and the project changed in Qondor (PUT /customer, PUT /project), a payment,
+        # and the sweep's list call.
         stack.qondor.update_customer({"id": base + 2, "legalName": "Solberg & Dahl Advokatfirma ANS", "city": "Oslo"})
+        partner = next(p for p in sample_office_data(stack.office_id)["projects"] if p["id"] == base + 302)
+        stack.qondor.seed({"projects": [{**partner, "name": "Solberg & Dahl partnersamling 2026"}]})
         await stack.handle(base + FORM).signal("resync")
 
         async def updated() -> bool:
-            return operations(capture.exchanges)["PUT /v2/customer/{id}"] >= 2  # the link's update, then the resync's
+            ops = operations(capture.exchanges)  # the customer: the link's update, then the resync's
+            return ops["PUT /v2/customer/{id}"] >= 2 and ops["PUT /v2/project/{id}"] >= 1
 
-        await wait_until(updated, 20, "the resync's customer update")
+        await wait_until(updated, 20, "the resync's updates")
         status = await stack.status(base + OFFER_1)
         assert status.invoice is not None and status.invoice.invoice_id and status.invoice.amount
         await stack.tripletex_pay(int(status.invoice.invoice_id), Decimal(status.invoice.amount))
@@ -127,9 +132,9 @@ async def test_a_whole_invoice_mode_run_conforms_to_the_tripletex_spec(
         "PUT /v2/invoice/{id}/:createCreditNote",
     ):
         assert ops[expected] >= 1, f"the run made no {expected} call: {dict(ops)}"
-    # The conference project serves the booking (private booker) and the card payment (a company): it is not
-    # rewritten for each invoice's customer.
-    assert ops["PUT /v2/project/{id}"] == 0
+    # Only the resync rewrote a project (the conference project, shared by a private booker's and a company's
+    # invoice, is not rewritten for each invoice's customer).
+    assert ops["PUT /v2/project/{id}"] == 1
     assert gets(capture, "/v2/invoice", SWEEP_FIELDS), "the payment sweep's list call"
     assert gets(capture, "/v2/invoice", LOOKUP_FIELDS), "the lookup by reference after the lost response"
     assert any(e.error for e in capture.exchanges), "the lost response"
