@@ -12,7 +12,8 @@ soon as it is known:
   first attempt costs one call.
 
 Call budget per invoice (steady state, caches warm): new customer + project + manager 9 calls; repeat
-customer and project 1 (2 when Qondor data changed and the customer is updated).
+customer and project 1, plus one PUT for each of customer, contact and project whose Qondor data changed
+(measured end to end in tests/test_repeat_and_resync.py).
 """
 
 from __future__ import annotations
