@@ -243,3 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The Temporal core runtime can crash the interpreter during its own teardown; our work is done and
     # flushed, so leave without running it (the exit code is what callers and CI read).
     os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
