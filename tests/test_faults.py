@@ -296,6 +296,35 @@ async def test_a_committed_create_whose_response_is_lost_is_found_not_made_again
     assert_synced_exactly_once(run)
 
 
+EVERY_CREATE = {  # how many times the sample's sync makes each call (four customers, three contacts, ...)
+    "customer": 4, "contact": 3, "employee": 2, "entitlement": 2, "project": 3, "invoice": 5, "credit-note": 1,
+    "set-as-processed": 6, "set-as-paid": 1,
+}
+
+
+@scenario("drop:every-create")
+async def _drop_every_create(run: Run) -> None:
+    """Every create call of the run loses its response once: companies matched by organisation number and
+    the private booker by e-mail, the card invoice with its payment, every SetAsProcessed."""
+    for key, times in EVERY_CREATE.items():
+        drop = DROPS[key]
+        rule = {"method": drop.method, "path": drop.path, "mode": "drop_after_commit", "times": times}
+        (run.tripletex_fault if drop.system == "tripletex" else run.qondor_fault)(rule)
+    await discover_and_settle(run)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("scenario", ["drop:every-create"])
+async def test_every_create_losing_its_response_once_still_syncs_each_invoice_once(fleet: Fleet, scenario: str) -> None:
+    run = await fleet.finished(scenario)
+    assert_rules_spent(run)  # each rule fired as often as the sync makes that call: nothing was made twice
+    lost = [r for r in run.tripletex_log() if r.dropped]
+    assert len(lost) == sum(n for k, n in EVERY_CREATE.items() if DROPS[k].system == "tripletex")
+    assert all(r.status is not None and 200 <= r.status < 300 for r in lost)
+    assert sum(1 for e in run.stack.qondor.requests if e.get("dropped")) == 7
+    assert_synced_exactly_once(run)
+
+
 # --- 2. 429 storms ----------------------------------------------------------------------------------------
 
 
@@ -466,6 +495,7 @@ async def _server_errors_on_writes(run: Run) -> None:
         ("POST", r"^/v2/customer$", 503, 2), ("POST", r"^/v2/contact$", 500, 1), ("POST", r"^/v2/employee$", 502, 1),
         ("PUT", r"^/v2/employee/entitlement/", 500, 1), ("POST", r"^/v2/project$", 503, 2),
         ("POST", r"^/v2/invoice$", 500, 3), ("PUT", r":createCreditNote$", 502, 1),
+        ("POST", r"^/v2/token/session/:create$", 503, 1),
     ):
         run.tripletex_fault({"method": method, "path": path, "mode": "status", "status": status, "times": times})
     for path, status, times in ((r"/SetAsProcessed$", 500, 2), (r"/SetAsProcessed$", 503, 2),
