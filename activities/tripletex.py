@@ -389,8 +389,13 @@ class TripletexActivities:
                 )
                 result = _invoice_result(made)
             else:
-                order = order_body(bundle, request.refs, office, await self._order_lines(request, office))
-                made_order = await self._write(client.create_order(order), bundle, "credit order")
+                # A partial credit is two writes, the credit order and then its invoicing. An earlier attempt may
+                # have made the order and lost the answer (no credit note was found above): invoice that order,
+                # never a second one (a stray open order with our reference could be invoiced again later).
+                made_order = await self._find_order(request) if await self._may_have_written(request, key) else None
+                if made_order is None:
+                    order = order_body(bundle, request.refs, office, await self._order_lines(request, office))
+                    made_order = await self._write(client.create_order(order), bundle, "credit order")
                 made = await self._write(
                     client.invoice_order(
                         made_order["id"],
@@ -478,25 +483,46 @@ class TripletexActivities:
                 return _invoice_result(found, paid=found.get("amountOutstanding") == 0 and found.get("amount"))
         if bundle.kind is InvoiceKind.CREDIT_NOTE:
             original = await self._original(request)
-            if original.invoice_id is not None:
+            # Only a full credit (:createCreditNote) lacks our reference: it is on the original's order, so it
+            # is found by what it credits. A partial credit note carries our reference (found above); matching
+            # it by creditedInvoice would take another partial credit note of the same original for this one.
+            if original.invoice_id is not None and is_full_credit(bundle.invoice.total_incl_vat, original.amount):
                 for found in await client.find_invoices(
                     date_from=day - timedelta(days=1),
                     date_to=day + timedelta(days=32),
                     customer_id=customer_id,
                     fields=LOOKUP_FIELDS,
                 ):
-                    if found.get("creditedInvoice") == int(original.invoice_id):
+                    amount = found.get("amount")
+                    credits_it = found.get("creditedInvoice") == int(original.invoice_id)
+                    if credits_it and amount is not None and money(Decimal(str(amount))) == -money(original.amount):
                         return _invoice_result(found)
         if office.invoice_mode is InvoiceMode.ORDER:
-            params: dict[str, Any] = {
-                "orderDateFrom": (day - timedelta(days=1)).isoformat(),
-                "orderDateTo": (day + timedelta(days=1)).isoformat(),
-            }
-            if customer_id is not None:
-                params["customerId"] = customer_id
-            for order in await client.list("/order", params, fields="id,reference"):
-                if order.get("reference") == reference:
-                    return InvoiceResult(order_id=str(order["id"]), amount=money(bundle.invoice.total_incl_vat))
+            order = await self._find_order(request)
+            if order is not None:
+                return InvoiceResult(order_id=str(order["id"]), amount=money(bundle.invoice.total_incl_vat))
+        return None
+
+    async def _may_have_written(self, request: StepRequest, key: str) -> bool:
+        """Whether an earlier attempt may have written for this key (as decided by ``_existing_result``)."""
+        link = await self.store.get_link(request.office_id, SYSTEM, "invoice", key)
+        return attempt() > 1 or (link is not None and link.intent_count > 1)
+
+    async def _find_order(self, request: StepRequest) -> dict[str, Any] | None:
+        """The order an earlier attempt made, by the reference carrying the Qondor key."""
+        bundle = request.bundle
+        day = bundle.invoice.invoice_date
+        params: dict[str, Any] = {
+            "orderDateFrom": (day - timedelta(days=1)).isoformat(),
+            "orderDateTo": (day + timedelta(days=1)).isoformat(),
+        }
+        if request.refs.customer_id:
+            params["customerId"] = int(request.refs.customer_id)
+        reference = invoice_reference(request.office_id, bundle.invoice.id)
+        client = self.clients.tripletex(request.office_id)
+        for order in await client.list("/order", params, fields="id,reference"):
+            if order.get("reference") == reference:
+                return order
         return None
 
     async def _record_invoice(
