@@ -42,7 +42,7 @@ from workers.devstack import demo_config, office_document
 from workers.worker import SyncWorker, WorkerSettings
 
 OFFER_1, OFFER_2, FORM, BOOKING, CARD, CREDIT = 501, 502, 503, 504, 505, 506
-PROCESSED_ITEMS = (OFFER_1, OFFER_2, FORM, BOOKING, CREDIT)
+PROCESSED_ITEMS = (OFFER_1, OFFER_2, FORM, BOOKING, CREDIT)  # the sample's items that end Processed
 INVOICED_ITEMS = (OFFER_1, OFFER_2, FORM, BOOKING, CARD)  # CREDIT becomes a credit note of OFFER_2's invoice
 SETTLE_SECONDS = 60.0
 """Bound on one scenario. They all run at once and share the CPU: a scenario alone takes ~5 s, the whole
@@ -71,9 +71,16 @@ class Run:
     stack: Stack
     rules: list[FaultRule] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    credits: tuple[int, ...] = (CREDIT,)
+    """The credit notes in the queue (all of OFFER_2's invoice): the sample's one, or more (partial ones)."""
 
     def q(self, n: int) -> int:
         return self.stack.office_id * 1000 + n
+
+    @property
+    def processed(self) -> tuple[int, ...]:
+        """Items that end Processed in Qondor (the card payment ends Paid)."""
+        return (OFFER_1, OFFER_2, FORM, BOOKING, *self.credits)
 
     def tripletex_fault(self, rule: dict[str, Any]) -> FaultRule:
         armed = self.stack.tripletex.faults.add(rule)
@@ -151,18 +158,19 @@ async def settle(run: Run) -> None:
     stack = run.stack
 
     async def qondor_done() -> bool:
-        return all(stack.qondor.status_of(run.q(n)) == QueueStatus.PROCESSED for n in PROCESSED_ITEMS) and (
+        return all(stack.qondor.status_of(run.q(n)) == QueueStatus.PROCESSED for n in run.processed) and (
             stack.qondor.status_of(run.q(CARD)) == QueueStatus.PAID
         )
 
     await wait_until(qondor_done, SETTLE_SECONDS, f"{run.name}: every item processed in Qondor", interval=0.25)
-    for n in PROCESSED_ITEMS:
+    for n in run.processed:
         await stack.wait_for_state(run.q(n), SyncState.AWAITING_PAYMENT, timeout=15)
     await stack.wait_for_state(run.q(CARD), SyncState.PAID, timeout=15)
 
 
 async def discover_and_settle(run: Run) -> None:
-    assert await run.stack.discover() == (6, 6)
+    items = len(run.processed) + 1
+    assert await run.stack.discover() == (items, items)
     await settle(run)
 
 
@@ -183,9 +191,12 @@ def invoices_by_reference(stack: Stack) -> dict[str, list[dict]]:
 def assert_synced_exactly_once(run: Run) -> None:
     stack, office = run.stack, run.stack.office_id
     tx = stack.tripletex
-    assert tripletex_duplicates(tx) == {}, run.name
-
     invoices = invoices_by_reference(stack)
+    original = invoices[invoice_reference(office, run.q(OFFER_2))][0]
+    # tripletex_duplicates counts credit notes per credited invoice: several partial ones are expected there.
+    several_credits = {f"credit note of {original['id']}": len(run.credits)} if len(run.credits) > 1 else {}
+    assert tripletex_duplicates(tx) == several_credits, run.name
+
     expected = {invoice_reference(office, run.q(n)) for n in INVOICED_ITEMS}
     assert set(invoices) == expected, run.name
     assert {ref: len(found) for ref, found in invoices.items()} == dict.fromkeys(expected, 1), run.name
@@ -207,12 +218,19 @@ def assert_synced_exactly_once(run: Run) -> None:
     assert len(payments) == 1 and payments[0]["paymentTypeId"] == PAYMENT_TYPE_CARD, f"{run.name}: {payments}"
     assert Decimal(str(card["amountOutstanding"])) == 0, run.name
 
-    credit_notes = [i for i in tx.all("invoice") if i.get("isCreditNote")]
-    original = invoices[invoice_reference(office, run.q(OFFER_2))][0]
-    assert [c["creditedInvoice"] for c in credit_notes] == [original["id"]], run.name
+    # One credit note per Qondor credit note, each crediting OFFER_2's invoice with the Qondor amount.
+    credit_notes = {str(c["invoiceNumber"]): c for c in tx.all("invoice") if c.get("isCreditNote")}
+    assert len(credit_notes) == len(run.credits), f"{run.name}: {len(credit_notes)} credit notes"
+    for n in run.credits:
+        qondor_credit = stack.qondor.invoice_model(run.q(n))
+        made = credit_notes.get(qondor_credit.external_invoice_number or "")
+        assert made is not None and made["creditedInvoice"] == original["id"], f"{run.name}: credit note {n}"
+        assert Decimal(str(made["amount"])) == qondor_credit.total_incl_vat, f"{run.name}: amount of {n}"
+    orders = [o.get("reference") for o in tx.all("order") if o.get("reference")]
+    assert len(orders) == len(set(orders)), f"{run.name}: an order reference twice: {sorted(orders)}"
 
     # Qondor: legal transitions only, each made once; no SetAs* call was refused.
-    for n in (*PROCESSED_ITEMS, CARD):
+    for n in (*run.processed, CARD):
         item = run.q(n)
         want = [QueueStatus.UNPROCESSED, QueueStatus.PROCESSED] + ([QueueStatus.PAID] if n == CARD else [])
         assert [QueueStatus(h["status"]) for h in stack.qondor.history_of(item)] == want, f"{run.name}: {n}"
@@ -325,6 +343,48 @@ async def test_every_create_losing_its_response_once_still_syncs_each_invoice_on
     assert_synced_exactly_once(run)
 
 
+PARTIAL = 507
+
+
+def _partial_credit_notes(run: Run) -> None:
+    """OFFER_2 is credited in two parts: the sample's credit note keeps its first line, a second credit note
+    (PARTIAL) takes the second. Partial credits are a credit order, then its invoicing as a credit note."""
+    credit = run.stack.qondor.snapshot()["invoices"]
+    first = next(i for i in credit if i["id"] == run.q(CREDIT))
+    second = {**first, "id": run.q(PARTIAL), "invoiceNumber": f"{run.stack.office_id}-{run.q(PARTIAL)}"}
+    first["lines"], second["lines"] = first["lines"][:1], first["lines"][1:2]
+    for doc in (first, second):
+        for total, amount in (("totalExclVat", "amountExclVat"), ("totalVat", "vatAmount"),
+                              ("totalInclVat", "amountInclVat")):
+            doc[total] = sum(Decimal(str(line[amount])) for line in doc["lines"])
+    run.stack.qondor.seed({"invoices": [first, second]})
+    run.credits = (CREDIT, PARTIAL)
+
+
+@scenario("partial-credit-notes")
+async def _partial_credits(run: Run) -> None:
+    _partial_credit_notes(run)
+    # One credit order is committed and its answer lost; the other one's is refused (nothing committed).
+    run.tripletex_fault({"method": "POST", "path": r"^/v2/order$", "mode": "drop_after_commit", "times": 1})
+    run.tripletex_fault({"method": "POST", "path": r"^/v2/order$", "mode": "status", "status": 500, "after": 1,
+                         "times": 1})
+    await discover_and_settle(run)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("scenario", ["partial-credit-notes"])
+async def test_partial_credit_notes_are_each_booked_once_when_their_credit_order_fails(
+    fleet: Fleet, scenario: str
+) -> None:
+    run = await fleet.finished(scenario)
+    assert_rules_spent(run)
+    # The lost order was found and invoiced, not made again; the refused one was made on the retry, whose
+    # lookup did not take the other partial credit note of the same invoice for its own.
+    assert_synced_exactly_once(run)
+    assert len(run.stack.tripletex.all("order")) == 7  # five invoices' orders and the two credit orders
+    assert any(r.method == "GET" and r.path == "/v2/order" for r in run.tripletex_log())
+
+
 # --- 2. 429 storms ----------------------------------------------------------------------------------------
 
 
@@ -429,7 +489,7 @@ async def _duplicate_delivery(run: Run) -> None:
     await asyncio.gather(stack.discover(), stack.discover())  # two pollers at once (e.g. during a rollout)
     await wait_until(lambda: _true(len(stack.tripletex.all("invoice")) >= 1), SETTLE_SECONDS, "a first invoice", 0.05)
     # Qondor delivers the items again while their workflows run.
-    running = [(await stack.handle(run.q(n)).describe()).status for n in (*PROCESSED_ITEMS, CARD)]
+    running = [(await stack.handle(run.q(n)).describe()).status for n in (*run.processed, CARD)]
     run.notes["running_at_redelivery"] = running.count(WorkflowExecutionStatus.RUNNING)
     run.notes["redelivery"] = await stack.discover()
     await settle(run)
@@ -461,7 +521,7 @@ async def test_a_queue_item_delivered_again_gets_no_second_workflow(fleet: Fleet
     assert run.notes["stale_delivery"] == (6, 5)
     card = await run.stack.handle(run.q(CARD)).describe()
     assert card.status == WorkflowExecutionStatus.COMPLETED and card.run_id == run.notes["card_run"]
-    expected = {invoice_workflow_id(run.stack.office_id, run.q(n)) for n in (*PROCESSED_ITEMS, CARD)}
+    expected = {invoice_workflow_id(run.stack.office_id, run.q(n)) for n in (*run.processed, CARD)}
 
     async def listed() -> dict[str, list[str]] | None:
         found = await _executions(run)
