@@ -74,6 +74,7 @@ from workers.devstack import SECRET_ENV, demo_config, office_document, start_tem
 from workers.setup import poller_id, start_poller
 
 BENCH_OFFICE_ID = 7
+PRODUCTION_QONDOR_PACING = 9.0  # QondorSettings.max_calls_per_second default, under Qondor's 10 calls/s per key
 SYSTEM = "tripletex"
 SESSION_PATH = "/v2/token/session/:create"
 VAT_TYPE_PATH = "/v2/ledger/vatType"
@@ -166,7 +167,8 @@ class Sampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(2)
+        if self._thread.is_alive():
+            self._thread.join(2)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -201,6 +203,14 @@ class Sampler:
         return per, (1 - idle / total if total > 0 else None)
 
 
+def _die_with_parent() -> None:
+    """In the worker child (Linux): SIGTERM when the benchmark process dies, so no worker is left behind."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class WorkerProcess:
     """``qondor-sync worker`` in its own process, its output in ``worker.log``."""
 
@@ -216,6 +226,7 @@ class WorkerProcess:
         self.popen = subprocess.Popen(
             [*command, "worker", "--config", str(config_path), "--no-setup"],
             env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
+            preexec_fn=_die_with_parent,
         )
         self.process = psutil.Process(self.popen.pid)
 
@@ -311,13 +322,17 @@ class Bench:
         return None
 
     async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.client.get_workflow_handle(poller_id(self.office_id)).terminate("benchmark finished")
+        """Stop whatever was started, each part on its own (one failing must not leave the others running)."""
+        if self.env is not None:
+            with contextlib.suppress(Exception):
+                await self.client.get_workflow_handle(poller_id(self.office_id)).terminate("benchmark finished")
         self.sampler.stop()
         if self.worker is not None:
-            self.worker.stop()
+            with contextlib.suppress(Exception):
+                self.worker.stop()
         for server in self.servers:
-            server.stop()
+            with contextlib.suppress(Exception):
+                server.stop()
         if self.store is not None:
             self.store.dispose()
         if self.env is not None:
@@ -472,6 +487,26 @@ class Bench:
                         ", ".join(f"{k} {v / span:.0%}" for k, v in cpu.items()) if span > 0 else "n/a",
                         note=f"machine {fmt(busy * 100 if busy is not None else None, '%', 0)} busy on "
                              f"{psutil.cpu_count()} cores, other processes included")
+        if done and span > 0:
+            cores = psutil.cpu_count() or 1
+            per_invoice = {k: v / len(done) for k, v in cpu.items()}
+            total = sum(per_invoice.values())
+            ceiling = cores / total if total else None
+            self.report.figures["throughput"].update(
+                cpu_ms_per_invoice={k: round(v * 1000) for k, v in per_invoice.items()},
+                cpu_ceiling_invoices_per_second=_r(ceiling))
+            self.report.add("  stack CPU per invoice", f"{total * 1000:.0f} ms",
+                            note=", ".join(f"{k} {v * 1000:.0f} ms" for k, v in per_invoice.items())
+                            + f"; with all {cores} cores to itself at most {fmt(ceiling, ' inv/s', 1)}")
+        qondor_per_invoice = qondor_calls / n
+        if qondor_per_invoice:
+            paced = PRODUCTION_QONDOR_PACING / qondor_per_invoice
+            self.report.figures["throughput"]["qondor_paced_ceiling_invoices_per_second"] = _r(paced)
+            self.report.add("  ceiling under Qondor's rate limit", f"{paced:.1f} inv/s per subscription key",
+                            note=f"{PRODUCTION_QONDOR_PACING:g} calls/s production pacing / {qondor_per_invoice:.1f} "
+                                 "Qondor calls per invoice; this run was "
+                                 + (f"paced at {self.args.qondor_calls_per_second:g}/s"
+                                    if self.args.qondor_calls_per_second else "unpaced"))
         self.report.add("Worker peak RSS (throughput run)", f"{_mb(peak)} MB", "< 400 MB",
                         peak is not None and peak < 400 * 2**20, note=f"idle before: {_mb(baseline)} MB")
         print(f"  {len(done)}/{n} processed in {fmt(duration, ' s', 1)}: {fmt(rate, ' inv/s')}; "
@@ -589,7 +624,8 @@ class Bench:
         )
         sweep_seconds = time.monotonic() - t0
         calls = self.tripletex_since(mark)
-        n_calls = sum(calls.values())
+        session = calls.get(f"POST {SESSION_PATH}", 0)  # a cold worker's first call of the day (sweep-only runs)
+        n_calls = sum(calls.values()) - session
 
         reported = 0
         if real_paid:  # the real workflows got the signal: they report Paid to Qondor
@@ -603,13 +639,15 @@ class Bench:
         self.report.figures["sweep"] = {
             "open_invoices": open_now, "open_in_sweep": result.open_invoices, "synced_open": len(real),
             "seeded": fill, "paid": paid, "paid_real": len(real_paid), "tripletex_calls": n_calls,
+            "session_calls": session,
             "calls_detail": dict(calls), "pages": result.pages, "found_paid": result.paid,
             "signalled": result.signalled, "real_reported_paid_to_qondor": reported,
             "sweep_seconds": round(sweep_seconds, 2), "seed_seconds": round(seed_seconds, 2),
         }
         self.report.add(f"Payment sweep Tripletex calls ({result.open_invoices} open)", str(n_calls), "<= 15",
                         n_calls <= 15 and result.paid >= paid,
-                        note=f"{result.pages} pages, {result.paid}/{paid} paid found in {sweep_seconds:.1f} s, "
+                        note=(f"+{session} one-time session call; " if session else "")
+                        + f"{result.pages} pages, {result.paid}/{paid} paid found in {sweep_seconds:.1f} s, "
                              f"{result.signalled} signalled; {reported}/{len(real_paid)} real syncs set Paid in Qondor")
         print(f"  {n_calls} Tripletex calls ({_detail(calls)}), {result.paid}/{paid} paid found, "
               f"{sweep_seconds:.1f} s; {reported}/{len(real_paid)} real syncs reported Paid", flush=True)
@@ -694,6 +732,10 @@ PHASES = ("calls", "throughput", "latency", "sweep")
 
 
 async def run(args: argparse.Namespace) -> int:
+    # SIGTERM (a CI timeout, kill) cancels the run like Ctrl-C does, so the worker and dev server are stopped.
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(phases) - set(PHASES)
     if unknown:
@@ -767,7 +809,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         code = asyncio.run(run(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         code = 130
     except Exception:
         traceback.print_exc()
