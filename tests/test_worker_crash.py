@@ -13,6 +13,9 @@ stands in for them (everything else is the real recovery path):
   longer be in flight, the test fails those attempts by id, as the server does when the timeout fires;
 * the workflows cached on the dead worker get their next workflow task on its sticky queue, moved to the
   normal queue after 10 s; the test resets their stickiness instead.
+
+A workflow task the dead worker was running when it died times out after 10 s as in production (no API
+stands in for that), so a run takes 10-20 s.
 """
 
 from __future__ import annotations
@@ -138,7 +141,8 @@ async def crash_stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Asyn
         tripletex_app = wrap_tripletex(stack.tripletex_app) if wrap_tripletex else stack.tripletex_app
         stack.servers = [serve_in_thread(stack.qondor_app), serve_in_thread(tripletex_app)]
         office_file = tmp_path / "offices.toml"
-        office_file.write_text(toml_document([office_document(stack.office_id, *(s.url for s in stack.servers))]))
+        office = office_document(stack.office_id, *(s.url for s in stack.servers), qondor_calls_per_second=0)
+        office_file.write_text(toml_document([office]))
         workers = Workers(temporal_env.client, tmp_path, office_file)
         made.append((stack, workers))
         return stack, workers
