@@ -38,11 +38,37 @@ def application_error(exc: SyncError) -> ApplicationError:
 
 @asynccontextmanager
 async def classified() -> AsyncIterator[None]:
-    """Turn the domain's classified errors into ApplicationErrors; anything else retries as is."""
+    """Run an activity body: heartbeat while it works, and turn the domain's classified errors into
+    ApplicationErrors (anything else retries as is).
+
+    The heartbeat lets Temporal notice a dead worker within the heartbeat timeout instead of the step's
+    whole start-to-close timeout, so a crashed sync moves to another worker in seconds.
+    """
+    beating = asyncio.create_task(_heartbeat()) if _in_activity() else None
     try:
         yield
     except SyncError as exc:
         raise application_error(exc) from exc
+    finally:
+        if beating is not None:
+            beating.cancel()
+
+
+HEARTBEAT_SECONDS = 5.0
+
+
+async def _heartbeat() -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        activity.heartbeat()
+
+
+def _in_activity() -> bool:
+    try:
+        activity.info()
+    except RuntimeError:
+        return False
+    return True
 
 
 class AsyncStore:

@@ -54,6 +54,8 @@ RETRY_FOREVER = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=[DataError.error_type, ConfigurationError.error_type],
 )
+HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+"""Activities heartbeat every 5 s; a worker that dies is noticed within this, not the whole step timeout."""
 INVOICE_GONE = "InvoiceGone"
 """Error type of load_invoice when the queue item was deleted in Qondor: nothing to report it to."""
 FALLBACK_CHECKS_PER_RUN = 8
@@ -347,6 +349,7 @@ class InvoiceSync:
                     task_queue=queue,
                     result_type=result_type,
                     start_to_close_timeout=timeout,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=RETRY_FOREVER,
                     summary=summary,
                 )
