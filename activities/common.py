@@ -19,8 +19,8 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from clients.qondor import QondorClient
-from clients.tripletex import TripletexClient
+from clients.qondor import QondorAuthError, QondorClient, QondorValidationError
+from clients.tripletex import TripletexAuthError, TripletexClient, TripletexValidationError
 from domain.config import OfficeConfig, ServiceConfig
 from domain.errors import ConfigurationError, SyncError, TransientError
 from store import Store
@@ -49,6 +49,13 @@ async def classified() -> AsyncIterator[None]:
         yield
     except SyncError as exc:
         raise application_error(exc) from exc
+    except (QondorAuthError, TripletexAuthError) as exc:
+        problem = ConfigurationError(f"the API refused the office's credentials ({exc}). Fix the secret, then resync.")
+        raise application_error(problem) from exc
+    except (QondorValidationError, TripletexValidationError) as exc:
+        # A refusal that no step classified (data errors are named where they are known): an operator looks.
+        problem = ConfigurationError(f"the API refused a request: {exc}. Check the setting or the data, then resync.")
+        raise application_error(problem) from exc
     finally:
         if beating is not None:
             beating.cancel()

@@ -349,3 +349,25 @@ async def test_tripletex_503s_on_customer_creation_are_retried_until_the_invoice
     assert len(stack.tripletex.all("customer")) == 1 and len(stack.tripletex.all("invoice")) == 1
     posts = [r.status for r in stack.tripletex.requests if r.method == "POST" and r.path == "/v2/customer"]
     assert posts == [503, 503, 503, 201]
+
+
+async def test_rejected_credentials_wait_for_an_operator_instead_of_retrying_silently(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong Tripletex employee token is an operator's problem: needs attention, never Failed in Qondor."""
+    monkeypatch.setenv("WRONG_EMPLOYEE_TOKEN", "not-the-right-token")
+    stack = new_stack(temporal_env.client, tmp_path)
+    office = stack.config.offices[0]
+    doc = office.model_dump(mode="json")
+    doc["tripletex"]["employee_token"] = {"env": "WRONG_EMPLOYEE_TOKEN"}
+    stack.config = parse_config({"offices": [doc]})
+    stack.start_worker()
+    try:
+        await stack.discover()
+        form = stack.office_id * 1000 + 503
+        status = await stack.wait_for_state(form, SyncState.NEEDS_ATTENTION)
+        assert status.last_error and "credentials" in status.last_error
+        assert stack.qondor.status_of(form) == QueueStatus.UNPROCESSED
+        assert stack.tripletex.all("customer") == []
+    finally:
+        await stack.close()

@@ -66,6 +66,11 @@ class WorkerSettings:
         default_factory=lambda: _rate("QONDOR_SYNC_TRIPLETEX_ACTIVITIES_PER_SECOND")
     )
     max_concurrent_activities: int = 100
+    max_cached_workflows: int = field(
+        default_factory=lambda: int(os.environ.get("QONDOR_SYNC_MAX_CACHED_WORKFLOWS", 300))
+    )
+    """Workflows kept in memory between tasks (~0.26 MB each, measured); most invoices wait weeks for payment,
+    so a smaller cache than the SDK's 1,000 bounds memory and costs only a replay when a payment arrives."""
     graceful_shutdown: timedelta = timedelta(seconds=20)
 
 
