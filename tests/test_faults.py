@@ -271,9 +271,10 @@ DROPS = {
     "project": Drop("tripletex", "POST", r"^/v2/project$", r"GET /v2/project$"),
     "invoice": Drop("tripletex", "POST", r"^/v2/invoice$", r"GET /v2/invoice$"),
     "credit-note": Drop("tripletex", "PUT", r"^/v2/invoice/\d+/:createCreditNote$", r"GET /v2/invoice$"),
+    # SetAs* repeat the same transition after a lost answer (Qondor treats a repeat as an idempotent no-op).
     "set-as-processed": Drop("qondor", "PUT", r"/Invoicing/v1/Invoice/SetAsProcessed$",
-                             r"GET /Invoicing/v1/Invoice/\d+$"),
-    "set-as-paid": Drop("qondor", "PUT", r"/Invoicing/v1/Invoice/SetAsPaid$", r"GET /Invoicing/v1/Invoice/\d+$"),
+                             r"PUT /Invoicing/v1/Invoice/SetAsProcessed$"),
+    "set-as-paid": Drop("qondor", "PUT", r"/Invoicing/v1/Invoice/SetAsPaid$", r"PUT /Invoicing/v1/Invoice/SetAsPaid$"),
 }
 
 
