@@ -44,7 +44,7 @@ async def classified() -> AsyncIterator[None]:
     The heartbeat lets Temporal notice a dead worker within the heartbeat timeout instead of the step's
     whole start-to-close timeout, so a crashed sync moves to another worker in seconds.
     """
-    beating = asyncio.create_task(_heartbeat()) if _in_activity() else None
+    beating = asyncio.create_task(_heartbeat()) if _activity_info() else None
     try:
         yield
     except SyncError as exc:
@@ -70,12 +70,12 @@ async def _heartbeat() -> None:
         activity.heartbeat()
 
 
-def _in_activity() -> bool:
+def _activity_info() -> activity.Info | None:
+    """The running activity's info, or None outside an activity (CLI, tests)."""
     try:
-        activity.info()
+        return activity.info()
     except RuntimeError:
-        return False
-    return True
+        return None
 
 
 class AsyncStore:
@@ -156,19 +156,14 @@ def _secret(office: OfficeConfig, field: str, resolve: Callable[[], str]) -> str
 
 def workflow_context() -> tuple[str | None, str | None, str | None]:
     """(workflow id, run id, activity type) of the running activity, for the audit trail."""
-    try:
-        info = activity.info()
-    except RuntimeError:  # called outside an activity (CLI, tests)
-        return None, None, None
-    return info.workflow_id, info.workflow_run_id, info.activity_type
+    info = _activity_info()
+    return (info.workflow_id, info.workflow_run_id, info.activity_type) if info else (None, None, None)
 
 
 def attempt() -> int:
     """This activity's attempt number (1 outside an activity)."""
-    try:
-        return activity.info().attempt
-    except RuntimeError:
-        return 1
+    info = _activity_info()
+    return info.attempt if info else 1
 
 
 async def audit(
