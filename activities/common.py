@@ -19,8 +19,8 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from accounting.tripletex import TripletexAuthError, TripletexClient, TripletexValidationError
 from clients.qondor import QondorAuthError, QondorClient, QondorValidationError
-from clients.tripletex import TripletexAuthError, TripletexClient, TripletexValidationError
 from domain.config import OfficeConfig, ServiceConfig
 from domain.errors import ConfigurationError, SyncError, TransientError
 from store import Store

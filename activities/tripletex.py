@@ -29,8 +29,21 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from accounting.tripletex import TripletexClient, TripletexValidationError
+from accounting.tripletex.mapping import (
+    PROJECT_MANAGER_ENTITLEMENT_TEMPLATE,
+    contact_body,
+    customer_body,
+    customer_link_key,
+    customer_match_keys,
+    employee_body,
+    invoice_body,
+    is_full_credit,
+    order_body,
+    order_lines,
+    project_body,
+)
 from activities.common import AsyncStore, KeyLocks, OfficeClients, attempt, audit, classified
-from clients.tripletex import TripletexClient, TripletexValidationError
 from domain.config import InvoiceMode, OfficeConfig
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import InvoiceKind
@@ -45,19 +58,6 @@ from domain.sync import (
     SweepRequest,
     SweepResult,
     SyncState,
-)
-from domain.tripletex_mapping import (
-    PROJECT_MANAGER_ENTITLEMENT_TEMPLATE,
-    contact_body,
-    customer_body,
-    customer_link_key,
-    customer_match_keys,
-    employee_body,
-    invoice_body,
-    is_full_credit,
-    order_body,
-    order_lines,
-    project_body,
 )
 
 log = logging.getLogger(__name__)

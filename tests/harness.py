@@ -21,16 +21,16 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from accounting.tripletex import TripletexClient
+from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_BANK
+from accounting.tripletex.emulator import create_app as create_tripletex_app
 from activities.qondor import QondorActivities
-from clients.tripletex import TripletexClient
 from domain.config import ServiceConfig
 from domain.qondor import QueueStatus
 from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data
 from emulators.server import RunningServer, serve_in_thread
-from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_BANK
-from emulators.tripletex import create_app as create_tripletex_app
 from store import Store
 from workers.devstack import demo_config, office_document
 from workers.worker import SyncWorker, WorkerSettings

@@ -18,12 +18,12 @@ from contract.tripletex_spec import CapturingTransport, Exchange, assert_conform
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.tripletex.emulator.gateway import normalised_path
+from accounting.tripletex.emulator.seed import apply_seed
 from activities.tripletex import LOOKUP_FIELDS, SWEEP_FIELDS
 from domain.qondor import QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
 from emulators.qondor.sample import sample_office_data
-from emulators.tripletex.gateway import normalised_path
-from emulators.tripletex.seed import apply_seed
 from harness import Stack, new_stack, wait_until
 from workers.demo import tripletex_duplicates
 from workflows.office import PaymentSweep

@@ -24,12 +24,12 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from test_slack import FakeSlack
 
+from accounting.tripletex.emulator import PAYMENT_TYPE_CARD
 from domain.config import parse_config
 from domain.qondor import QueueStatus
 from domain.sync import InvoiceStatus, SyncState
 from emulators.qondor.sample import MISSING_INVOICE_ID, UNMAPPED_ARTICLE, bad_items, merge_seeds, sample_office_data
 from emulators.server import RunningServer, serve_in_thread
-from emulators.tripletex import PAYMENT_TYPE_CARD
 from harness import Stack, new_stack, wait_until
 from workers.demo import tripletex_duplicates
 from workers.devstack import DEMO_ARTICLE_MAPPING

@@ -31,12 +31,12 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.tripletex.emulator import PAYMENT_TYPE_CARD, RateLimitConfig
 from domain.qondor import QueueStatus
 from domain.rules import invoice_reference
 from domain.sync import SyncState, invoice_workflow_id
 from emulators.faults import FaultRule
 from emulators.qondor.app import DEFAULT_SUBSCRIPTION_KEY
-from emulators.tripletex import PAYMENT_TYPE_CARD, RateLimitConfig
 from harness import Stack, new_stack, wait_until
 from store import Store
 from workers.demo import tripletex_duplicates

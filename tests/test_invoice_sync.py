@@ -9,9 +9,9 @@ from decimal import Decimal
 
 from temporalio.client import Client
 
+from accounting.tripletex.emulator import PAYMENT_TYPE_CARD
 from domain.qondor import QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
-from emulators.tripletex import PAYMENT_TYPE_CARD
 from harness import Stack
 from workers.demo import tripletex_duplicates
 from workflows.office import PaymentSweep

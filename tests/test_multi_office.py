@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.tripletex.emulator import create_app as create_tripletex_app
 from domain.qondor import QueueStatus
 from domain.sync import SyncState
 from emulators.qondor.sample import sample_office_data
 from emulators.server import serve_in_thread
-from emulators.tripletex import create_app as create_tripletex_app
 from harness import Stack, new_stack
 from workers.demo import tripletex_duplicates
 from workers.devstack import demo_config, office_document

@@ -19,10 +19,10 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.tripletex.emulator import PAYMENT_TYPE_BANK, PAYMENT_TYPE_CARD
 from domain.qondor import QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
 from emulators.qondor.sample import sample_office_data
-from emulators.tripletex import PAYMENT_TYPE_BANK, PAYMENT_TYPE_CARD
 from harness import Stack, new_stack
 from workers.demo import tripletex_duplicates
 from workflows.office import PaymentSweep

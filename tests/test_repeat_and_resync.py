@@ -15,11 +15,11 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.tripletex.emulator import API_EMPLOYEE_ID
+from accounting.tripletex.emulator.gateway import normalised_path
 from domain.qondor import QueueStatus
 from domain.sync import Step, SyncState
 from emulators.qondor.sample import bulk_invoices, sample_office_data
-from emulators.tripletex import API_EMPLOYEE_ID
-from emulators.tripletex.gateway import normalised_path
 from harness import Stack, new_stack, wait_until
 from workers.demo import tripletex_duplicates
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from accounting.tripletex.mapping import customer_body, customer_link_key, is_full_credit, order_body, order_lines
 from clients.pacing import Pacer
 from domain.config import OfficeConfig, parse_config
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import Customer, InvoiceKind, Project, QondorInvoice, QueueStatus
 from domain.rules import fingerprint, money, normalise_org_number, validate_bundle
 from domain.sync import AccountingRefs, InvoiceBundle
-from domain.tripletex_mapping import customer_body, customer_link_key, is_full_credit, order_body, order_lines
 from emulators.qondor.sample import sample_office_data
 from workers.devstack import office_document
 

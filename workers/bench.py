@@ -59,15 +59,15 @@ import psutil
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from accounting.tripletex.emulator import PAYMENT_TYPE_BANK, RateLimitConfig, invoicing, writes
+from accounting.tripletex.emulator import create_app as create_tripletex_app
+from accounting.tripletex.emulator.gateway import normalised_path
 from domain.config import AccountingSystem
 from domain.qondor import InvoiceKind, QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, invoice_workflow_id
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import bulk_invoices, project_manager
 from emulators.server import RunningServer, serve_in_thread
-from emulators.tripletex import PAYMENT_TYPE_BANK, RateLimitConfig, invoicing, writes
-from emulators.tripletex import create_app as create_tripletex_app
-from emulators.tripletex.gateway import normalised_path
 from store import Store
 from workers.demo import tripletex_duplicates
 from workers.devstack import SECRET_ENV, demo_config, office_document, start_temporal, temporal_binary, toml_document

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from clients.tripletex import TripletexClient
+from accounting.tripletex import TripletexClient
+from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_BANK
 from domain.qondor import InvoiceKind, QondorInvoice, QueueStatus
 from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
 from emulators.qondor.sample import bulk_invoices
 from emulators.server import serve_in_thread
-from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_BANK
 from store import Store
 from workers.devstack import (
     DEMO_OFFICE_ID,

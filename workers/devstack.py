@@ -18,12 +18,12 @@ from starlette.types import ASGIApp
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD
+from accounting.tripletex.emulator import create_app as create_tripletex_app
 from domain.config import ServiceConfig, parse_config
 from emulators.qondor.app import DEFAULT_SUBSCRIPTION_KEY
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data
-from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD
-from emulators.tripletex import create_app as create_tripletex_app
 from workflows import search_attributes as sa
 
 DEMO_OFFICE_ID = 2

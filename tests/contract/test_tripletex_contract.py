@@ -26,15 +26,15 @@ from contract.tripletex_spec import (
     load_spec,
 )
 
-from clients.tripletex import (
+from accounting.tripletex import (
     TripletexAuthError,
     TripletexClient,
     TripletexNotFoundError,
     TripletexRateLimitedError,
     TripletexValidationError,
 )
-from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD, create_app
-from emulators.tripletex.state import RateLimitConfig, TripletexState
+from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD, create_app
+from accounting.tripletex.emulator.state import RateLimitConfig, TripletexState
 
 BASE = "http://tripletex.test/v2"
 DAY = date(2025, 3, 3)
@@ -56,9 +56,9 @@ async def captured() -> AsyncIterator[tuple[TripletexClient, CapturingTransport,
 
 
 def test_emulator_schema_tables_are_generated_from_this_spec() -> None:
-    committed = Path(__file__).parents[2] / "emulators" / "tripletex" / "schema.py"
+    committed = Path(__file__).parents[2] / "accounting" / "tripletex" / "emulator" / "schema.py"
     assert committed.read_text() == emulator_schema_source(), (
-        "emulators/tripletex/schema.py is stale: regenerate with python tests/contract/tripletex_spec.py"
+        "accounting/tripletex/emulator/schema.py is stale: regenerate with python tests/contract/tripletex_spec.py"
     )
 
 

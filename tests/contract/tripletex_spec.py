@@ -43,7 +43,7 @@ Checks beyond openapi-core:
 * every response carries ``x-tlx-request-id`` and the ``X-Rate-Limit-Limit``/``-Remaining`` headers.
   (``X-Rate-Limit-Reset`` may be missing on 429, as on the real API, issue #103.)
 
-Run as a script (``python tests/contract/tripletex_spec.py``) it prints ``emulators/tripletex/schema.py``,
+Run as a script (``python tests/contract/tripletex_spec.py``) it prints ``accounting/tripletex/emulator/schema.py``,
 the emulator's property tables generated from the spec (a test keeps the committed file in step).
 """
 
@@ -75,7 +75,7 @@ SPEC_ENV = "TRIPLETEX_OPENAPI_SPEC"
 
 BASE_PATH = "/v2"
 
-# Component schemas the emulator models, and the emulator's name for each (see emulators/tripletex/schema.py).
+# Component schemas the emulator models, and the emulator's name for each (see accounting/tripletex/emulator/schema.py).
 EMULATED_SCHEMAS: dict[str, str] = {
     "Customer": "customer", "Contact": "contact", "Employee": "employee", "Department": "department",
     "Project": "project", "Order": "order", "OrderLine": "orderLine", "Invoice": "invoice",
@@ -448,7 +448,7 @@ def _prop_kind(prop: Mapping[str, Any]) -> tuple[str, str | None]:
 
 
 def emulator_schema_source(raw: dict[str, Any] | None = None) -> str:
-    """The text of ``emulators/tripletex/schema.py``, generated from the spec."""
+    """The text of ``accounting/tripletex/emulator/schema.py``, generated from the spec."""
     raw = raw or raw_spec()
     schemas = raw["components"]["schemas"]
     lines = [

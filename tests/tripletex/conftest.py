@@ -11,8 +11,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from clients.tripletex import TripletexClient
-from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, TripletexState, create_app
+from accounting.tripletex import TripletexClient
+from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, TripletexState, create_app
 
 BASE_URL = "http://tripletex.test/v2"
 

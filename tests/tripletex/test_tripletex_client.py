@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from clients.tripletex import (
+from accounting.tripletex import (
     TripletexAuthError,
     TripletexClient,
     TripletexConflictError,
@@ -21,9 +21,14 @@ from clients.tripletex import (
     TripletexValidationError,
     encode_json,
 )
+from accounting.tripletex.emulator import (
+    DEFAULT_CONSUMER_TOKEN,
+    DEFAULT_EMPLOYEE_TOKEN,
+    PAYMENT_TYPE_CARD,
+    TripletexState,
+)
+from accounting.tripletex.emulator.state import RateLimitConfig
 from domain.errors import TransientError
-from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD, TripletexState
-from emulators.tripletex.state import RateLimitConfig
 
 
 def calls(state: TripletexState) -> list[str]:

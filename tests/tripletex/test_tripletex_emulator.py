@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulators.tripletex import (
+from accounting.tripletex.emulator import (
     DEFAULT_CONSUMER_TOKEN,
     DEFAULT_EMPLOYEE_TOKEN,
     PAYMENT_TYPE_BANK,

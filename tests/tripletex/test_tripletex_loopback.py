@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from clients.tripletex import TripletexClient, TripletexTransportError
+from accounting.tripletex import TripletexClient, TripletexTransportError
+from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, TripletexState, create_app
 from emulators.server import RunningServer, serve_in_thread
-from emulators.tripletex import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, TripletexState, create_app
 
 
 @pytest.fixture

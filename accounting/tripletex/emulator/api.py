@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulators.tripletex import invoicing, writes
-from emulators.tripletex.errors import ApiError, bad_param, missing_param, unauthorized, validation
-from emulators.tripletex.gateway import basic_credentials
-from emulators.tripletex.render import TABLE_SCHEMAS as SCHEMA_OF
-from emulators.tripletex.render import FieldTree, Renderer, list_envelope, page, parse_fields, sort_entities
-from emulators.tripletex.state import Session, TripletexState
+from accounting.tripletex.emulator import invoicing, writes
+from accounting.tripletex.emulator.errors import ApiError, bad_param, missing_param, unauthorized, validation
+from accounting.tripletex.emulator.gateway import basic_credentials
+from accounting.tripletex.emulator.render import TABLE_SCHEMAS as SCHEMA_OF
+from accounting.tripletex.emulator.render import FieldTree, Renderer, list_envelope, page, parse_fields, sort_entities
+from accounting.tripletex.emulator.state import Session, TripletexState
 
 # ---------------------------------------------------------------------------------------------- request context
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from emulators.tripletex.errors import ApiError
-from emulators.tripletex.schema import SCHEMA_TABLES, SCHEMAS
+from accounting.tripletex.emulator.errors import ApiError
+from accounting.tripletex.emulator.schema import SCHEMA_TABLES, SCHEMAS
 
 FieldTree = dict[str, "FieldTree | None"]
 """Parsed ``fields``: name -> sub-selection (None = not expanded). The key ``*`` selects every field."""

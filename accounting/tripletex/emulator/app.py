@@ -10,11 +10,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from accounting.tripletex.emulator import admin, api
+from accounting.tripletex.emulator.errors import ApiError
+from accounting.tripletex.emulator.gateway import ADMIN_PREFIX, Gateway, current_request_id
+from accounting.tripletex.emulator.state import TripletexState
 from emulators.faults import FaultMiddleware
-from emulators.tripletex import admin, api
-from emulators.tripletex.errors import ApiError
-from emulators.tripletex.gateway import ADMIN_PREFIX, Gateway, current_request_id
-from emulators.tripletex.state import TripletexState
 
 _CODES = {400: 4000, 401: 3000, 403: 9000, 404: 6000, 405: 4000, 409: 7000, 422: 18000, 500: 1000}
 

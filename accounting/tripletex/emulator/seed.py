@@ -37,9 +37,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from emulators.tripletex import writes
-from emulators.tripletex.errors import ApiError
-from emulators.tripletex.state import TripletexState
+from accounting.tripletex.emulator import writes
+from accounting.tripletex.emulator.errors import ApiError
+from accounting.tripletex.emulator.state import TripletexState
 
 COMPANY_ID = 4242
 API_EMPLOYEE_ID = 101

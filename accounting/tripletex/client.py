@@ -37,7 +37,7 @@ from typing import Any, overload
 
 import httpx
 
-from clients.tripletex.errors import (
+from accounting.tripletex.errors import (
     TripletexAuthError,
     TripletexError,
     TripletexRateLimitedError,

@@ -1,7 +1,7 @@
 """Tripletex API v2 client (async httpx, free of Temporal). See ``client.py`` for the retry policy."""
 
-from clients.tripletex.client import JSON_CONTENT_TYPE, ListPage, TripletexClient, encode_json
-from clients.tripletex.errors import (
+from accounting.tripletex.client import JSON_CONTENT_TYPE, ListPage, TripletexClient, encode_json
+from accounting.tripletex.errors import (
     TripletexAuthError,
     TripletexConflictError,
     TripletexError,

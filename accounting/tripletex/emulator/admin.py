@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from accounting.tripletex.emulator.gateway import normalised_path
+from accounting.tripletex.emulator.render import to_json
+from accounting.tripletex.emulator.seed import apply_seed
+from accounting.tripletex.emulator.state import RateLimitConfig, TripletexState
 from emulators.faults import fault_admin_routes
-from emulators.tripletex.gateway import normalised_path
-from emulators.tripletex.render import to_json
-from emulators.tripletex.seed import apply_seed
-from emulators.tripletex.state import RateLimitConfig, TripletexState
 
 
 def _state(request: Request) -> TripletexState:

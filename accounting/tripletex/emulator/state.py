@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from accounting.tripletex.emulator.errors import not_found
 from emulators.faults import FaultInjector
-from emulators.tripletex.errors import not_found
 
 TABLES: tuple[str, ...] = (
     "customer", "contact", "employee", "department", "project", "order", "orderLine", "invoice",
@@ -103,7 +103,7 @@ class TripletexState:
 
     def reset(self) -> None:
         """Back to a fresh company: entities, sessions, faults, request log and rate windows are cleared."""
-        from emulators.tripletex.seed import apply_defaults  # seed builds on state; imported late
+        from accounting.tripletex.emulator.seed import apply_defaults  # seed builds on state; imported late
 
         with self.lock:
             self.tables: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in TABLES}

@@ -24,9 +24,9 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from emulators.tripletex.errors import ApiError, validation
-from emulators.tripletex.state import TripletexState
-from emulators.tripletex.writes import check_body, parse_date, require_fields, store_references
+from accounting.tripletex.emulator.errors import ApiError, validation
+from accounting.tripletex.emulator.state import TripletexState
+from accounting.tripletex.emulator.writes import check_body, parse_date, require_fields, store_references
 
 ORE = Decimal("0.01")
 UNIT = Decimal("0.0000000001")  # unit prices carry up to 10 decimals

@@ -21,9 +21,9 @@ from contextvars import ContextVar
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from accounting.tripletex.emulator.errors import ApiError
+from accounting.tripletex.emulator.state import RequestRecord, TripletexState
 from emulators.faults import ResponseDropped
-from emulators.tripletex.errors import ApiError
-from emulators.tripletex.state import RequestRecord, TripletexState
 
 ADMIN_PREFIX = "/_admin"
 current_request_id: ContextVar[str | None] = ContextVar("tripletex_request_id", default=None)

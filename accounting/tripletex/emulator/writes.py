@@ -20,9 +20,9 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from emulators.tripletex.errors import ApiError, unknown_property, validation
-from emulators.tripletex.schema import SCHEMA_TABLES, SCHEMAS
-from emulators.tripletex.state import ENTITLEMENT_TEMPLATES, PROJECT_MANAGER_TEMPLATES, TripletexState
+from accounting.tripletex.emulator.errors import ApiError, unknown_property, validation
+from accounting.tripletex.emulator.schema import SCHEMA_TABLES, SCHEMAS
+from accounting.tripletex.emulator.state import ENTITLEMENT_TEMPLATES, PROJECT_MANAGER_TEMPLATES, TripletexState
 
 INLINE_TABLES: dict[tuple[str, str], str] = {
     ("customer", "postalAddress"): "address",
