@@ -19,10 +19,9 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from accounting.tripletex import TripletexAuthError, TripletexClient, TripletexValidationError
-from clients.qondor import QondorAuthError, QondorClient, QondorValidationError
+from clients.qondor import QondorClient
 from domain.config import OfficeConfig, ServiceConfig
-from domain.errors import ConfigurationError, SyncError, TransientError
+from domain.errors import ConfigurationError, CredentialsRefused, RequestRefused, SyncError, TransientError
 from store import Store
 
 
@@ -49,10 +48,10 @@ async def classified() -> AsyncIterator[None]:
         yield
     except SyncError as exc:
         raise application_error(exc) from exc
-    except (QondorAuthError, TripletexAuthError) as exc:
+    except CredentialsRefused as exc:
         problem = ConfigurationError(f"the API refused the office's credentials ({exc}). Fix the secret, then resync.")
         raise application_error(problem) from exc
-    except (QondorValidationError, TripletexValidationError) as exc:
+    except RequestRefused as exc:
         # A refusal that no step classified (data errors are named where they are known): an operator looks.
         problem = ConfigurationError(f"the API refused a request: {exc}. Check the setting or the data, then resync.")
         raise application_error(problem) from exc
@@ -94,17 +93,30 @@ class AsyncStore:
         return call
 
 
+SecretReader = Callable[[str, Callable[[], str]], str]
+"""(field path, resolve) -> the secret's value, with a ConfigurationError naming the office and field."""
+ClientBuilder = Callable[[OfficeConfig, SecretReader, "httpx.AsyncBaseTransport | None"], Any]
+"""Builds one office's API client for an accounting system: (office, secret reader, test transport) -> client."""
+
+
 class OfficeClients:
     """One API client per office and system, built on first use with secrets resolved from the office file.
 
-    ``transports`` lets tests route a system's HTTP traffic into an in-process emulator.
+    ``builders`` come from the accounting registry (one per system), so this plumbing names no system.
+    ``transports`` lets tests route a system's HTTP traffic into an in-process emulator (by system name).
     """
 
-    def __init__(self, config: ServiceConfig, transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+        builders: dict[str, ClientBuilder] | None = None,
+    ) -> None:
         self.config = config
         self._transports = transports or {}
+        self._builders = builders or {}
         self._qondor: dict[int, QondorClient] = {}
-        self._tripletex: dict[int, TripletexClient] = {}
+        self._accounting: dict[int, Any] = {}
 
     def office(self, office_id: int) -> OfficeConfig:
         try:
@@ -125,26 +137,26 @@ class OfficeClients:
             )
         return self._qondor[office_id]
 
-    def tripletex(self, office_id: int) -> TripletexClient:
-        if office_id not in self._tripletex:
+    def accounting(self, office_id: int) -> Any:
+        """The office's accounting-system client (the adapter of its system knows its type)."""
+        if office_id not in self._accounting:
             office = self.office(office_id)
-            settings = office.tripletex
-            if settings is None:
-                raise ConfigurationError(f"office {office_id} ({office.name}) has no [tripletex] settings")
-            self._tripletex[office_id] = TripletexClient(
-                settings.base_url,
-                _secret(office, "tripletex.consumer_token", settings.consumer_token.resolve),
-                _secret(office, "tripletex.employee_token", settings.employee_token.resolve),
-                settings.company_id,
-                transport=self._transports.get("tripletex"),
+            system = office.accounting_system.value
+            build = self._builders.get(system)
+            if build is None:
+                raise ConfigurationError(
+                    f"office {office_id} ({office.name}): this worker serves no accounting system {system}"
+                )
+            self._accounting[office_id] = build(
+                office, lambda field, resolve: _secret(office, field, resolve), self._transports.get(system)
             )
-        return self._tripletex[office_id]
+        return self._accounting[office_id]
 
     async def aclose(self) -> None:
-        for client in [*self._qondor.values(), *self._tripletex.values()]:
+        for client in [*self._qondor.values(), *self._accounting.values()]:
             await client.aclose()
         self._qondor.clear()
-        self._tripletex.clear()
+        self._accounting.clear()
 
 
 def _secret(office: OfficeConfig, field: str, resolve: Callable[[], str]) -> str:
@@ -223,3 +235,13 @@ class KeyLocks:
                 yield
             finally:
                 await self.store.unlock(name, owner)
+
+
+def activities_of(instance: object) -> list[Callable[..., Any]]:
+    """The bound activity methods of an activity class, derived from their definitions, so registering a
+    class never forgets one."""
+    return [
+        getattr(instance, name)
+        for name, member in vars(type(instance)).items()
+        if activity._Definition.from_callable(member) is not None
+    ]

@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, WorkflowAlreadyStartedError
 
-from activities.common import AsyncStore, OfficeClients, audit, classified
+from activities.common import AsyncStore, OfficeClients, activities_of, audit, classified
 from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
 from domain.errors import DataError, TransientError
 from domain.qondor import (
@@ -255,4 +255,4 @@ class QondorActivities:
         return len(items), started
 
     def all(self) -> list:
-        return [self.load_invoice, self.set_processed, self.set_failed, self.set_paid, self.poll_queue]
+        return activities_of(self)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from temporalio import activity
 
-from activities.common import AsyncStore, OfficeClients
+from activities.common import AsyncStore, OfficeClients, activities_of
 from clients.slack import SlackNotifier
 from domain.sync import NotifyRequest, OutcomeRequest, Step, SyncState
 
@@ -40,4 +40,4 @@ class ServiceActivities:
         await self.store.set_invoice_state(request.office_id, system, request.invoice_id, state)
 
     def all(self) -> list:
-        return [self.notify, self.record_outcome]
+        return activities_of(self)

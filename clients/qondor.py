@@ -13,12 +13,13 @@ total, waiting a numeric ``Retry-After`` if present, else ``min(2^(attempt-1), 3
 ``TransientError`` the caller (a Temporal activity) retries with its own policy. GETs also retry network
 errors and timeouts.
 
-Writes: the only writes are the ``SetAs*`` PUTs. Retrying one on 429/503 is safe because the request did
-not take effect (a gateway refusal or an unavailable backend), and even if it had, the designed state machine
-answers a repeat of the same transition with a 200 no-op, so a duplicate cannot double-apply. A transport
-error on a PUT is different: the write may or may not have been committed (response lost), so this client
-does not loop; it raises :class:`QondorTransportError` and the caller re-reads the invoice's status (or
-retries the idempotent call) at a level that can reason about it.
+Writes: the ``SetAs*`` PUTs and ``PUT /Customer`` (only to set a customer's external reference). Retrying
+one on 429/503 is safe because the request did not take effect (a gateway refusal or an unavailable backend),
+and even if it had, the designed state machine answers a repeat of the same transition with a 200 no-op, and
+a customer PUT writes the same values again, so a duplicate cannot double-apply. A transport error on a PUT is
+different: the write may or may not have been committed (response lost), so this client does not loop; it
+raises :class:`QondorTransportError` and the caller re-reads the state (or repeats the idempotent call) at a
+level that can reason about it.
 
 Secrets: the subscription key lives only in the httpx client's default headers; it is never logged,
 never part of an exception message, and ``repr(client)`` shows only the base URL.
@@ -40,8 +41,9 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from clients.pacing import Pacer
-from domain.errors import TransientError
+from domain.errors import CredentialsRefused, RequestRefused, TransientError
 from domain.qondor import (
+    UPDATE_CUSTOMER_FIELDS,
     ContactPerson,
     Customer,
     CustomerSummary,
@@ -90,7 +92,7 @@ class QondorError(Exception):
         self.path = path
 
 
-class QondorValidationError(QondorError):
+class QondorValidationError(QondorError, RequestRefused):
     """400/422: the request broke a binding or business rule (e.g. an illegal queue transition)."""
 
 
@@ -98,7 +100,7 @@ class QondorNotFoundError(QondorError):
     """404: unknown id/reference — or a Qondor permission guard, which also answers 404 (API.md §4)."""
 
 
-class QondorAuthError(QondorError):
+class QondorAuthError(QondorError, CredentialsRefused):
     """401/403 from the APIM gateway: missing/invalid subscription key or no access (body ``{statusCode, message}``)."""
 
 
@@ -246,13 +248,44 @@ class QondorClient:
         return self._parse(await self._get(f"Customer/v1/Customer/{int(customer_id)}"), Customer)
 
     async def get_customer_by_external_reference(self, external_reference: str) -> Customer | None:
-        """The customer with this external reference, or None (Qondor answers 404)."""
+        """The customer with this external reference, or None (Qondor answers 404).
+
+        When several customers carry the reference Qondor answers 400 (as the emulator does; the real behaviour
+        is not public, API.md §9.7) and this raises :class:`QondorValidationError` with
+        ``errors["ExternalReference"]``: an ambiguity for an operator to resolve, never a guess.
+        """
+        if not external_reference or not external_reference.strip():
+            raise ValueError("an external reference to look up is required")
         try:
             response = await self._get("Customer/v1/Customer/GetByExternalReference",
                                        [("externalReference", external_reference)])
         except QondorNotFoundError:
             return None
         return self._parse(response, Customer)
+
+    async def set_customer_external_reference(self, customer_id: int, external_reference: str | None) -> None:
+        """Write ``external_reference`` (e.g. a 24SevenOffice company id) onto the customer; None clears it.
+
+        ``PUT /Customer`` replaces every writable field, so this reads the customer, carries all writable
+        fields over verbatim from the wire form (:data:`~domain.qondor.UPDATE_CUSTOMER_FIELDS`, including the
+        ones :class:`Customer` does not declare) and changes only the external reference. When the reference
+        is already the one asked for, nothing is written. That makes the call idempotent: after a lost response
+        (:class:`QondorTransportError`) just call it again; the re-read sees the committed value.
+
+        The API has no concurrency token, so an edit made in Qondor between this read and the PUT would be
+        overwritten; the window is one round trip. Raises :class:`QondorNotFoundError` for an unknown customer.
+        """
+        if external_reference is not None and not external_reference.strip():
+            raise ValueError("the external reference must not be blank (pass None to clear it)")
+        response = await self._get(f"Customer/v1/Customer/{int(customer_id)}")
+        current = self._json(response)
+        if not isinstance(current, dict):
+            raise _unexpected(response, "is not a CustomerDetails object")
+        if current.get("externalReference") == external_reference:
+            return
+        body = {name: current[name] for name in UPDATE_CUSTOMER_FIELDS if current.get(name) is not None}
+        body = {"id": int(customer_id), **body, "externalReference": external_reference}
+        await self._put("Customer/v1/Customer", {k: v for k, v in body.items() if v is not None})
 
     async def get_all_customers(self, office_id: int | None = None) -> list[CustomerSummary]:
         """The office's customers. Without ``office_id`` Qondor returns the *global* customers (no office), not
@@ -297,8 +330,10 @@ class QondorClient:
     async def _get(self, path: str, params: Sequence[tuple[str, Any]] = ()) -> httpx.Response:
         return await self._send("GET", path, params=params, retry_transport=True)
 
-    async def _put(self, path: str, body: BaseModel) -> None:
-        await self._send("PUT", path, content=_body_of(body), retry_transport=False)
+    async def _put(self, path: str, body: BaseModel | Mapping[str, Any]) -> None:
+        """A model is sent camelCase without nulls; a mapping (a wire dict read back) is sent as it is."""
+        content = _body_of(body) if isinstance(body, BaseModel) else _dumps(body).encode("utf-8")
+        await self._send("PUT", path, content=content, retry_transport=False)
 
     async def _send(self, method: str, path: str, *, params: Sequence[tuple[str, Any]] = (),
                     content: bytes | None = None, retry_transport: bool) -> httpx.Response:

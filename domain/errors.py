@@ -44,3 +44,15 @@ class ConfigurationError(SyncError):
     """Settings an operator must fix (article mapping, payment type, VAT type, credentials)."""
 
     error_type = "ConfigurationError"
+
+
+class CredentialsRefused(Exception):
+    """Mixed into each client's "credentials refused" error: an operator must fix the office's secret.
+
+    Lets the activity plumbing classify every system's refusal the same way without naming the systems.
+    """
+
+
+class RequestRefused(Exception):
+    """Mixed into each client's "request refused" (validation) error. A step that knows whose data it was
+    classifies it; otherwise an operator looks (configuration error)."""

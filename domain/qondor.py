@@ -72,6 +72,8 @@ class InvoiceLine(QondorModel):
     description: str
     quantity: Decimal
     unit_price_excl_vat: Decimal
+    unit_cost_excl_vat: Decimal | None = None
+    """In-price (cost) per unit excl. VAT, when the article has one (24SevenOffice ``InPrice``)."""
     vat_percentage: Decimal
     amount_excl_vat: Decimal
     vat_amount: Decimal
@@ -223,6 +225,22 @@ class Customer(QondorModel):
     invoice_email: str | None = None
     is_active: bool | None = None
     contact_persons: list[ContactPerson] = Field(default_factory=list)
+
+
+UPDATE_CUSTOMER_FIELDS: tuple[str, ...] = (
+    "externalReference", "name", "legalName", "address", "address2", "zipCode", "city", "countryCode",
+    "organisationNumber", "vatNumber", "phoneNumber", "faxNumber", "customerNumber", "isInvoiceable",
+    "invoiceCurrency", "invoiceCurrencyCode", "invoiceAddressEnabled", "invoiceAddress", "invoiceAddress2",
+    "invoiceZipCode", "invoiceCity", "invoiceCountryCode", "invoiceAdditionalInformation", "customerFields",
+    "customerInvoiceFields", "customerCategoryId", "isActive", "customerCustomFieldAnswers", "invoiceEmail", "remarks",
+)
+"""The writable fields of UpdateCustomer (``PUT /Customer``) besides ``id``, by wire name (models.json).
+
+Why a list of names rather than a model: a PUT replaces all of these, so whoever writes a customer must carry
+every one of them over from what it read, including fields this service never interprets (remarks, custom
+field answers, invoice address). The wire dict is copied by these names; ``Customer`` declares only what the
+sync reads. ``officeId`` is not among them: a customer's office cannot be changed through the API.
+"""
 
 
 class CustomerSummary(QondorModel):

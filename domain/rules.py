@@ -13,8 +13,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from domain.config import ArticleMapping, OfficeConfig
-from domain.errors import ConfigurationError, DataError
+from domain.errors import DataError
 from domain.qondor import InvoiceKind, QondorInvoice, QueueStatus
 from domain.sync import InvoiceBundle
 
@@ -59,7 +58,7 @@ def describe(invoice: QondorInvoice) -> str:
 _RECREATE = "then delete the failed payment in Qondor and create it again"
 
 
-def validate_bundle(bundle: InvoiceBundle, office: OfficeConfig) -> None:
+def validate_bundle(bundle: InvoiceBundle) -> None:
     """Raise DataError (PM fixes Qondor data) or ConfigurationError (operator fixes settings).
 
     Data errors are final in Qondor, so only clear data faults are reported as such; anything an
@@ -78,17 +77,9 @@ def validate_bundle(bundle: InvoiceBundle, office: OfficeConfig) -> None:
     _validate_party(bundle, what)
     _validate_project_manager(bundle, what)
     if invoice.kind is InvoiceKind.CREDIT_CARD_PAYMENT:
-        _validate_card_payment(invoice, office, what)
+        _validate_card_payment(invoice, what)
     if invoice.kind is InvoiceKind.CREDIT_NOTE:
         _validate_credit_note(bundle, what)
-    for line in invoice.lines:
-        if office.vat_mapping_for(line.article_number) is None:
-            article = line.article_number or "(none)"
-            raise ConfigurationError(
-                f"{what}, line {line.line_no} '{line.description}': article {article} has no mapping to a "
-                f"{office.accounting_system.value} VAT type or product for office {office.id} ({office.name}). "
-                "Add it under article_mapping in the office file, then resync the invoice."
-            )
 
 
 def _validate_totals(invoice: QondorInvoice, what: str) -> None:
@@ -161,7 +152,7 @@ def _validate_project_manager(bundle: InvoiceBundle, what: str) -> None:
         raise DataError(f"{what}: the project manager {pm.email} has no name. Add the name in Qondor, {_RECREATE}.")
 
 
-def _validate_card_payment(invoice: QondorInvoice, office: OfficeConfig, what: str) -> None:
+def _validate_card_payment(invoice: QondorInvoice, what: str) -> None:
     card = invoice.card_payment
     if card is None:
         raise DataError(
@@ -172,12 +163,6 @@ def _validate_card_payment(invoice: QondorInvoice, office: OfficeConfig, what: s
         raise DataError(
             f"{what}: the card payment of {money(card.paid_amount)} does not equal the invoice total "
             f"{money(invoice.total_incl_vat)}. Check the payment in Qondor, {_RECREATE}."
-        )
-    if office.card_payment_type_id is None:
-        raise ConfigurationError(
-            f"{what}: office {office.id} ({office.name}) has no card_payment_type_id, so the "
-            "card payment cannot be registered as paid. Set card_payment_type_id in the office "
-            "file to the accounting system's payment type for card payments, then resync."
         )
 
 
@@ -203,11 +188,3 @@ def _validate_credit_note(bundle: InvoiceBundle, what: str) -> None:
             f"{what}: a credit note must have a negative total, not {money(invoice.total_incl_vat)}. "
             f"Correct the credit note, {_RECREATE}."
         )
-
-
-def mapping_for_line(office: OfficeConfig, article_number: str | None) -> ArticleMapping:
-    """The article's mapping; validate_bundle has already ensured it exists."""
-    mapping = office.vat_mapping_for(article_number)
-    if mapping is None:  # pragma: no cover - guarded by validate_bundle
-        raise ConfigurationError(f"article {article_number} is not mapped for office {office.id}")
-    return mapping

@@ -135,6 +135,9 @@ class InvoiceResult(BaseModel):
     paid: bool = False
     """True when the invoice is settled at creation (card payments are registered paid at once)."""
     action: str = "created"
+    external_reference: str | None = None
+    """What Qondor stores as the invoice's External Reference when it differs from the invoice/order id
+    (24SevenOffice: always the order id, which credit notes are linked through)."""
 
 
 class PaymentNotice(BaseModel):

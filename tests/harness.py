@@ -21,11 +21,11 @@ from typing import Any
 import httpx
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
+from accounting.registry import SYSTEMS
 from accounting.tripletex import TripletexClient
 from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_BANK
-from accounting.tripletex.emulator import create_app as create_tripletex_app
 from activities.qondor import QondorActivities
-from domain.config import ServiceConfig
+from domain.config import AccountingSystem, ServiceConfig
 from domain.qondor import QueueStatus
 from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
 from emulators.qondor.app import create_app as create_qondor_app
@@ -45,7 +45,8 @@ class Stack:
     config: ServiceConfig
     store: Store
     qondor_app: Any
-    tripletex_app: Any
+    accounting_app: Any
+    system: AccountingSystem = AccountingSystem.TRIPLETEX
     servers: list[RunningServer] = field(default_factory=list)
     worker: SyncWorker | None = None
     _stop: asyncio.Event | None = None
@@ -58,8 +59,19 @@ class Stack:
         return self.qondor_app.state.qondor
 
     @property
+    def accounting(self) -> Any:
+        """The emulated accounting system's state (``TripletexState`` or ``FinagoState``)."""
+        return getattr(self.accounting_app.state, self.system.value)
+
+    @property
     def tripletex(self) -> Any:
-        return self.tripletex_app.state.tripletex
+        assert self.system is AccountingSystem.TRIPLETEX, "a Tripletex-only check on another system's stack"
+        return self.accounting
+
+    @property
+    def tripletex_app(self) -> Any:
+        assert self.system is AccountingSystem.TRIPLETEX
+        return self.accounting_app
 
     def office(self):
         return self.config.office(self.office_id)
@@ -70,11 +82,11 @@ class Stack:
         if transports is None and not self.servers:
             transports = {
                 "qondor": httpx.ASGITransport(app=self.qondor_app),
-                "tripletex": httpx.ASGITransport(app=self.tripletex_app),
+                self.system.value: httpx.ASGITransport(app=self.accounting_app),
             }
         self.worker = SyncWorker(self.client, self.config, self.store, transports,
                                  WorkerSettings(qondor_activities_per_second=None,
-                                                tripletex_activities_per_second=None))
+                                                accounting_activities_per_second={}))
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.worker.run(self._stop))
 
@@ -162,24 +174,29 @@ def new_stack(
     db_url: str | None = None,
     loopback: bool = False,
     seed: dict[str, Any] | None = None,
+    system: AccountingSystem | str = AccountingSystem.TRIPLETEX,
     **office_overrides: Any,
 ) -> Stack:
-    """Emulators seeded with the sample office (or ``seed``), a fresh store, a config for a new office id."""
+    """Emulators seeded with the sample office (or ``seed``), a fresh store, a config for a new office id,
+    with ``system`` (any registered accounting system) as the office's accounting system."""
+    system = AccountingSystem(system)
     office_id = next(_office_ids)
     qondor_app = create_qondor_app()
     qondor_app.state.qondor.configure_rate_limit(enabled=False)
     qondor_app.state.qondor.seed(seed if seed is not None else sample_office_data(office_id))
-    tripletex_app = create_tripletex_app()
+    accounting_app = SYSTEMS[system].create_emulator()
     servers: list[RunningServer] = []
-    qondor_url, tripletex_url = "http://qondor.test", "http://tripletex.test"
+    qondor_url, accounting_url = "http://qondor.test", f"http://{system.value}.test"
     if loopback:
-        servers = [serve_in_thread(qondor_app), serve_in_thread(tripletex_app)]
-        qondor_url, tripletex_url = servers[0].url, servers[1].url
+        servers = [serve_in_thread(qondor_app), serve_in_thread(accounting_app)]
+        qondor_url, accounting_url = servers[0].url, servers[1].url
     office_overrides.setdefault("qondor_calls_per_second", 0)
-    config = demo_config([office_document(office_id, qondor_url, tripletex_url, **office_overrides)])
+    config = demo_config(
+        [office_document(office_id, qondor_url, accounting_url, system=system, **office_overrides)]
+    )
     store = Store(db_url or f"sqlite:///{tmp_path}/sync-{office_id}.db")
     store.migrate()
-    return Stack(client, office_id, config, store, qondor_app, tripletex_app, servers)
+    return Stack(client, office_id, config, store, qondor_app, accounting_app, system, servers)
 
 
 __all__ = ["QondorActivities", "Stack", "new_stack", "wait_until"]

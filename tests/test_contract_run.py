@@ -18,9 +18,9 @@ from contract.tripletex_spec import CapturingTransport, Exchange, assert_conform
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.tripletex.adapter import LOOKUP_FIELDS, SWEEP_FIELDS
 from accounting.tripletex.emulator.gateway import normalised_path
 from accounting.tripletex.emulator.seed import apply_seed
-from activities.tripletex import LOOKUP_FIELDS, SWEEP_FIELDS
 from domain.qondor import QueueStatus
 from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
 from emulators.qondor.sample import sample_office_data
@@ -30,7 +30,7 @@ from workflows.office import PaymentSweep
 
 OFFER_1, OFFER_2, FORM, BOOKING, CARD, CREDIT = 501, 502, 503, 504, 505, 506
 CHECK_FIELDS = "id,amount,amountOutstanding,isCredited,isCreditNote"
-"""What the workflow's fallback payment check asks for (activities/tripletex.py check_payment)."""
+"""What the workflow's fallback payment check asks for (accounting/tripletex/adapter.py check_payment)."""
 
 
 def captured_stack(env: WorkflowEnvironment, tmp_path: Path, **overrides: object) -> tuple[Stack, CapturingTransport]:

@@ -130,7 +130,7 @@ async def fleet(
     store = Store(f"sqlite:///{tmp}/fleet.db")
     store.migrate()
     worker = SyncWorker(client, config, store, None,
-                        WorkerSettings(qondor_activities_per_second=None, tripletex_activities_per_second=None,
+                        WorkerSettings(qondor_activities_per_second=None, accounting_activities_per_second={},
                                        graceful_shutdown=timedelta(seconds=2)))
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))

@@ -178,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--config", help=f"office file (TOML/YAML); default ${CONFIG_ENV}")
     worker.add_argument("--no-setup", action="store_true", help="do not start pollers / upsert schedules")
 
+    from workers.devstack import EMULATORS
+
     emulator = sub.add_parser("emulator", help="run one emulator alone")
-    emulator.add_argument("name", choices=["qondor", "tripletex"])
+    emulator.add_argument("name", choices=EMULATORS)
     emulator.add_argument("--port", type=int, required=True)
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--seed", choices=["sample", "none"], default="sample")

@@ -18,9 +18,8 @@ from starlette.types import ASGIApp
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD
-from accounting.tripletex.emulator import create_app as create_tripletex_app
-from domain.config import ServiceConfig, parse_config
+from accounting.registry import SYSTEMS
+from domain.config import AccountingSystem, ServiceConfig, parse_config
 from emulators.qondor.app import DEFAULT_SUBSCRIPTION_KEY
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data
@@ -29,16 +28,12 @@ from workflows import search_attributes as sa
 DEMO_OFFICE_ID = 2
 SECRET_ENV = {
     "QONDOR_SYNC_DEMO_QONDOR_KEY": DEFAULT_SUBSCRIPTION_KEY,
-    "QONDOR_SYNC_DEMO_TRIPLETEX_CONSUMER_TOKEN": DEFAULT_CONSUMER_TOKEN,
-    "QONDOR_SYNC_DEMO_TRIPLETEX_EMPLOYEE_TOKEN": DEFAULT_EMPLOYEE_TOKEN,
+    **{name: value for spec in SYSTEMS.values() for name, value in spec.emulator_secrets.items()},
 }
 """The emulators' credentials, passed the production way: environment variables named in the office file."""
 
-DEMO_ARTICLE_MAPPING = {
-    "3000": {"vat_type": "3"},  # 25 %
-    "3100": {"vat_type": "31"},  # 15 %
-    "3200": {"vat_type": "33"},  # 12 %
-}
+DEMO_ARTICLE_MAPPING = SYSTEMS[AccountingSystem.TRIPLETEX].emulator_office("")["article_mapping"]
+"""The Tripletex demo office's article mapping (VAT types of the emulated company)."""
 
 
 def temporal_binary(name: str = "temporal") -> str:
@@ -83,21 +78,19 @@ async def start_temporal(
 def office_document(
     office_id: int,
     qondor_url: str,
-    tripletex_url: str,
+    accounting_url: str,
     name: str = "Demo office",
     qondor_calls_per_second: float = 9.0,
+    system: AccountingSystem | str = AccountingSystem.TRIPLETEX,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """An office entry as it stands in the office file, pointed at the emulators. Tests and the benchmark
-    turn Qondor pacing off (``qondor_calls_per_second=0``) along with the emulator's rate limit."""
+    """An office entry as it stands in the office file, pointed at the emulators (the accounting system's at
+    ``accounting_url``). Tests and the benchmark turn Qondor pacing off (``qondor_calls_per_second=0``) along
+    with the emulator's rate limit."""
     office: dict[str, Any] = {
         "id": office_id,
         "name": name,
-        "accounting_system": "tripletex",
         "flows": ["invoices", "payments"],
-        "invoice_mode": "invoice",
-        "card_payment_type_id": PAYMENT_TYPE_CARD,
-        "article_mapping": DEMO_ARTICLE_MAPPING,
         "queue_poll_seconds": 1.0,
         "payment_sweep_minutes": 5.0,
         "qondor": {
@@ -105,11 +98,7 @@ def office_document(
             "subscription_key": {"env": "QONDOR_SYNC_DEMO_QONDOR_KEY"},
             "max_calls_per_second": qondor_calls_per_second,
         },
-        "tripletex": {
-            "base_url": f"{tripletex_url}/v2",
-            "consumer_token": {"env": "QONDOR_SYNC_DEMO_TRIPLETEX_CONSUMER_TOKEN"},
-            "employee_token": {"env": "QONDOR_SYNC_DEMO_TRIPLETEX_EMPLOYEE_TOKEN"},
-        },
+        **SYSTEMS[AccountingSystem(system)].emulator_office(accounting_url),
     }
     office.update(overrides)
     return office
@@ -140,12 +129,18 @@ def toml_document(offices: list[dict[str, Any]]) -> str:
 
 
 def emulator_app(name: str, *, seed: str = "sample", office_id: int = DEMO_OFFICE_ID) -> ASGIApp:
-    """A fresh emulator: the sample office (Qondor) or a sandbox-like company (Tripletex)."""
+    """A fresh emulator: the sample office (Qondor) or an accounting system's sandbox-like company (its
+    default credentials, VAT types or products, payment types or methods)."""
     if name == "qondor":
         app = create_qondor_app()
         if seed == "sample":
             app.state.qondor.seed(sample_office_data(office_id))
         return app
-    if name == "tripletex":
-        return create_tripletex_app()  # a sandbox-like company: token pair, VAT types, payment types
+    for spec in SYSTEMS.values():
+        if spec.name == name:
+            return spec.create_emulator()
     raise ValueError(f"unknown emulator {name!r}")
+
+
+EMULATORS = ["qondor", *(spec.name for spec in SYSTEMS.values())]
+"""The names ``emulator_app`` (and ``qondor-sync emulator NAME``) serve."""

@@ -2,7 +2,8 @@
 
 * ``qondor-sync``: the workflows, plus the store/Slack activities;
 * ``qondor-api``: every Qondor call (so Qondor's rate limit applies across all workers);
-* ``tripletex-api``: every Tripletex call (likewise for Tripletex).
+* ``{system}-api`` (``tripletex-api``, ``finago-api``): every call to that accounting system, through the
+  engine with its adapter (likewise for its rate limit).
 
 Rate limits per queue are server-side (``max_task_queue_activities_per_second``) and can be changed
 live with ``temporal task-queue config set``; eager activity execution is off so they always apply.
@@ -23,11 +24,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
+from accounting.engine import AccountingActivities
+from accounting.registry import SYSTEMS, client_builders
 from activities.common import AsyncStore, OfficeClients
 from activities.qondor import QondorActivities
 from activities.service import ServiceActivities
-from activities.tripletex import TripletexActivities
-from domain.config import AccountingSystem, ServiceConfig
+from domain.config import ServiceConfig
 from domain.sync import QONDOR_QUEUE, WORKFLOW_QUEUE, accounting_queue
 from store import Store
 from workflows.invoice_sync import InvoiceSync
@@ -62,9 +64,10 @@ class WorkerSettings:
     qondor_activities_per_second: float | None = field(
         default_factory=lambda: _rate("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND")
     )
-    tripletex_activities_per_second: float | None = field(
-        default_factory=lambda: _rate("QONDOR_SYNC_TRIPLETEX_ACTIVITIES_PER_SECOND")
+    accounting_activities_per_second: dict[str, float | None] = field(
+        default_factory=lambda: {spec.name: _rate(spec.rate_env) for spec in SYSTEMS.values()}
     )
+    """Server-side rate limit of each accounting system's task queue (QONDOR_SYNC_<SYSTEM>_ACTIVITIES_PER_SECOND)."""
     max_concurrent_activities: int = 100
     max_cached_workflows: int = field(
         default_factory=lambda: int(os.environ.get("QONDOR_SYNC_MAX_CACHED_WORKFLOWS", 300))
@@ -85,10 +88,16 @@ class SyncWorker:
     settings: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
-        self.clients = OfficeClients(self.config, self.transports)
+        self.clients = OfficeClients(self.config, self.transports, client_builders())
         async_store = AsyncStore(self.store)
         self.qondor = QondorActivities(self.clients, async_store, self.client)
-        self.tripletex = TripletexActivities(self.clients, async_store, self.client)
+        # One engine per accounting system the office file uses, each with its system's adapter.
+        self.accounting = {
+            system: AccountingActivities(
+                SYSTEMS[system].build_adapter(self.clients, async_store), self.clients, async_store, self.client
+            )
+            for system in sorted({office.accounting_system for office in self.config.offices})
+        }
         self.service = ServiceActivities(self.clients, async_store)
 
     def workers(self) -> Sequence[Worker]:
@@ -109,14 +118,13 @@ class SyncWorker:
                 **common,
             ),
         ]
-        systems = {office.accounting_system for office in self.config.offices}
-        if AccountingSystem.TRIPLETEX in systems:
+        for system, engine in self.accounting.items():
             workers.append(
                 Worker(
                     self.client,
-                    task_queue=accounting_queue(AccountingSystem.TRIPLETEX),
-                    activities=self.tripletex.all(),
-                    max_task_queue_activities_per_second=self.settings.tripletex_activities_per_second,
+                    task_queue=accounting_queue(system),
+                    activities=engine.all(),
+                    max_task_queue_activities_per_second=self.settings.accounting_activities_per_second.get(system),
                     **common,
                 )
             )

@@ -169,7 +169,7 @@ class InvoiceSync:
                     invoice_id=self._input.invoice_id,
                     workflow_id=workflow.info().workflow_id,
                     external_invoice_number=result.invoice_number,
-                    external_reference=result.invoice_id or result.order_id,
+                    external_reference=result.external_reference or result.invoice_id or result.order_id,
                 ),
                 "SetAsProcessed in Qondor",
             )

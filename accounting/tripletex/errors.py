@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.errors import TransientError
+from domain.errors import CredentialsRefused, RequestRefused, TransientError
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class TripletexError(Exception):
         return [m.field for m in self.validation_messages if m.field]
 
 
-class TripletexValidationError(TripletexError):
+class TripletexValidationError(TripletexError, RequestRefused):
     """400/422: the request was understood and rejected; repeating it unchanged fails the same way."""
 
 
@@ -88,7 +88,7 @@ class TripletexConflictError(TripletexError):
         return self.code == 8000
 
 
-class TripletexAuthError(TripletexError):
+class TripletexAuthError(TripletexError, CredentialsRefused):
     """401/403, or credentials rejected when creating the session token (an operator must fix them)."""
 
 

@@ -10,14 +10,42 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from domain.config import OfficeConfig
+from domain.config import ArticleMapping, OfficeConfig
 from domain.errors import ConfigurationError
 from domain.qondor import ContactPerson, InvoiceKind, ProjectManager, QondorInvoice
-from domain.rules import describe, invoice_reference, mapping_for_line, money, normalise_email, normalise_org_number
+from domain.rules import describe, invoice_reference, money, normalise_email, normalise_org_number
 from domain.sync import AccountingRefs, InvoiceBundle
 
 PROJECT_MANAGER_ENTITLEMENT_TEMPLATE = "ALL_PRIVILEGES"
 """Template granted to a project manager we create; Tripletex rejects a PM without project-manager access."""
+
+
+def check_office_mapping(bundle: InvoiceBundle, office: OfficeConfig) -> None:
+    """The office file's part of validation: every article mapped, and a card payment type for cards."""
+    invoice = bundle.invoice
+    what = describe(invoice)
+    if invoice.kind is InvoiceKind.CREDIT_CARD_PAYMENT and office.card_payment_type_id is None:
+        raise ConfigurationError(
+            f"{what}: office {office.id} ({office.name}) has no card_payment_type_id, so the "
+            "card payment cannot be registered as paid. Set card_payment_type_id in the office "
+            "file to the accounting system's payment type for card payments, then resync."
+        )
+    for line in invoice.lines:
+        if office.vat_mapping_for(line.article_number) is None:
+            article = line.article_number or "(none)"
+            raise ConfigurationError(
+                f"{what}, line {line.line_no} '{line.description}': article {article} has no mapping to a "
+                f"tripletex VAT type or product for office {office.id} ({office.name}). "
+                "Add it under article_mapping in the office file, then resync the invoice."
+            )
+
+
+def mapping_for_line(office: OfficeConfig, article_number: str | None) -> ArticleMapping:
+    """The article's mapping; validate_bundle has already ensured it exists."""
+    mapping = office.vat_mapping_for(article_number)
+    if mapping is None:  # pragma: no cover - guarded by validate_bundle
+        raise ConfigurationError(f"article {article_number} is not mapped for office {office.id}")
+    return mapping
 
 
 def _address(line1: str | None, line2: str | None, postal_code: str | None, city: str | None) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulators.faults import FaultInjector
-from emulators.qondor.state import QondorState, SeedError
+from emulators.qondor.state import NotFoundError, QondorState, SeedError
 from emulators.qondor.wire import json_response, loads
 
 
@@ -88,6 +88,28 @@ def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
             return _bad(str(exc))
         return json_response(config.to_json())
 
+    async def external_reference(request: Request) -> Response:
+        """An operator's hand-made link: GET reads, PUT ``{"externalReference": "..."}`` sets (null clears)."""
+        try:
+            customer_id = int(request.path_params["id"])
+        except ValueError:
+            return _bad(f"customer id must be an integer, not {request.path_params['id']!r}")
+        try:
+            if request.method == "PUT":
+                doc = await _body(request)
+                if not isinstance(doc, dict) or set(doc) != {"externalReference"}:
+                    return _bad('send {"externalReference": "<text>"} (null clears it)')
+                reference = doc["externalReference"]
+                if reference is not None and not isinstance(reference, str):
+                    return _bad("externalReference must be a string or null")
+                state.set_customer_external_reference(customer_id, reference)
+            current = state.customer_external_reference(customer_id)
+        except ValueError as exc:
+            return _bad(f"body is not JSON: {exc}")
+        except NotFoundError as exc:
+            return JSONResponse({"error": str(exc), "problems": [str(exc)]}, status_code=404)
+        return json_response({"id": customer_id, "externalReference": current})
+
     async def reset(request: Request) -> Response:
         state.reset()
         injector.clear()
@@ -100,5 +122,6 @@ def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
         Route("/_admin/requests", get_requests, methods=["GET"]),
         Route("/_admin/requests", clear_requests, methods=["DELETE"]),
         Route("/_admin/rate-limit", rate_limit, methods=["GET", "POST"]),
+        Route("/_admin/customers/{id}/external-reference", external_reference, methods=["GET", "PUT"]),
         Route("/_admin/reset", reset, methods=["POST"]),
     ]

@@ -229,7 +229,7 @@ async def update_customer(request: Request) -> Response:
     body = await _json_object(request)
     if body.get("id") is not None and not isinstance(body["id"], int):
         raise _invalid("id", str(body["id"]))
-    _state(request).update_customer(body)
+    _state(request).put_customer(body)
     return Response(status_code=200)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from domain.qondor import (
+    UPDATE_CUSTOMER_FIELDS,
     ContactPerson,
     Customer,
     InvoiceKind,
@@ -42,6 +43,9 @@ from emulators.qondor.wire import format_datetime
 STATUS_LABELS = {s: s.name.title() for s in QueueStatus}
 PROJECT_STATUS_LABELS = {s: s.name.title() for s in ProjectStatus}
 SET_AS_OPERATIONS = ("SetAsProcessed", "SetAsFailed", "SetAsPaid")
+CUSTOMER_PUT_NOT_STORED = ("customerFields",)
+"""Writable on ``PUT /Customer`` but never returned by CustomerDetails (its relation to ``customerInvoiceFields``
+is undocumented), so the emulator does not store it, as ``POST /Customer`` does not."""
 REQUEST_LOG_LIMIT = 50_000
 """Oldest request-log entries are dropped beyond this (benchmarks); the counts are never truncated."""
 
@@ -438,11 +442,25 @@ class QondorState:
             return copy.deepcopy(self._customer_details(customer_id))
 
     def customer_by_external_reference(self, reference: str) -> dict[str, Any]:
+        """``Customer/GetByExternalReference``: exact match; 404 when none, 400 when several.
+
+        Qondor calls the reference "your unique external reference" but neither documents the scope nor refuses
+        duplicates anywhere public (API.md §9.7), so the emulator accepts duplicates on write and refuses to pick
+        one on read (like ``Project/GetByProjectNo`` with an ambiguous number): a caller must never act on a
+        customer chosen by chance.
+        """
         with self._lock:
-            for customer_id in sorted(self.customers):
-                if self.customers[customer_id].get("externalReference") == reference:
-                    return copy.deepcopy(self._customer_details(customer_id))
-            raise NotFoundError(f"Customer with external reference '{reference}' was not found.")
+            matches = self._customer_ids_with_reference(reference)
+            if not matches:
+                raise NotFoundError(f"Customer with external reference '{reference}' was not found.")
+            if len(matches) > 1:
+                ids = ", ".join(str(i) for i in matches)
+                raise RuleViolation({"ExternalReference": [
+                    f"External reference '{reference}' is used by several customers ({ids})."]})
+            return copy.deepcopy(self._customer_details(matches[0]))
+
+    def _customer_ids_with_reference(self, reference: str) -> list[int]:
+        return [i for i, c in sorted(self.customers.items()) if c.get("externalReference") == reference]
 
     def customer_summaries(self, office_id: int | None) -> list[dict[str, Any]]:
         """``Customer/GetAll``: the office's customers; without ``officeId`` the global (office-less) ones."""
@@ -554,19 +572,62 @@ class QondorState:
             self.customers[customer_id] = customer
             return copy.deepcopy(self._customer_details(customer_id))
 
-    def update_customer(self, body: Mapping[str, Any]) -> None:
-        """``PUT /Customer``: by ``id``, else ``externalReference``; only the given (non-null) fields change."""
+    def put_customer(self, body: Mapping[str, Any]) -> None:
+        """``PUT /Customer`` (UpdateCustomer): the customer by ``id``, else by ``externalReference``.
+
+        A PUT *replaces* the writable fields (:data:`~domain.qondor.UPDATE_CUSTOMER_FIELDS`): one that is absent
+        or null is cleared, so a caller must send back the whole customer it read. Read-only parts (``id``,
+        ``officeId``, contact persons, category name, owner) are kept. ``name`` stays mandatory, as on create.
+        """
         with self._lock:
-            customer_id = body.get("id")
-            if customer_id is None and body.get("externalReference"):
-                customer_id = self.customer_by_external_reference(body["externalReference"])["id"]
-            if customer_id is None:
-                raise RuleViolation({"Id": ["Either 'Id' or 'ExternalReference' must be given."]})
-            if customer_id not in self.customers:
-                raise NotFoundError(f"Customer {customer_id} was not found.")
+            customer_id = self._customer_id_to_update(body)
+            if not str(body.get("name") or "").strip():
+                raise RuleViolation({"Name": ["'Name' must not be empty."]})
+            kept = {k: v for k, v in self.customers[customer_id].items() if k not in UPDATE_CUSTOMER_FIELDS}
+            given = {k: body[k] for k in UPDATE_CUSTOMER_FIELDS
+                     if body.get(k) is not None and k not in CUSTOMER_PUT_NOT_STORED}
+            self.customers[customer_id] = _normalise(Customer, {**kept, **given, "id": customer_id})
+
+    def _customer_id_to_update(self, body: Mapping[str, Any]) -> int:
+        customer_id = body.get("id")
+        if customer_id is None and body.get("externalReference"):
+            customer_id = self.customer_by_external_reference(body["externalReference"])["id"]
+        if customer_id is None:
+            raise RuleViolation({"Id": ["Either 'Id' or 'ExternalReference' must be given."]})
+        if customer_id not in self.customers:
+            raise NotFoundError(f"Customer {customer_id} was not found.")
+        return customer_id
+
+    def update_customer(self, body: Mapping[str, Any]) -> None:
+        """Python helper, not the API: an edit made in Qondor's UI. Only the given (non-null) fields change.
+
+        Tests use it to change a customer behind the sync's back; the API's ``PUT`` is :meth:`put_customer`.
+        """
+        with self._lock:
+            customer_id = self._customer_id_to_update(body)
             changes = {k: v for k, v in body.items() if v is not None and k not in ("contactPersons",)}
             merged = {**self.customers[customer_id], **changes, "id": customer_id}
             self.customers[customer_id] = _normalise(Customer, merged)
+
+    def set_customer_external_reference(self, customer_id: int, reference: str | None) -> None:
+        """Admin: link a customer by hand (an operator typing the accounting id into Qondor); None clears it.
+
+        No uniqueness check, as in Qondor's UI as far as anyone knows (API.md §9.7).
+        """
+        with self._lock:
+            if customer_id not in self.customers:
+                raise NotFoundError(f"Customer {customer_id} was not found.")
+            if reference is None or not reference.strip():
+                self.customers[customer_id].pop("externalReference", None)
+            else:
+                self.customers[customer_id]["externalReference"] = reference
+
+    def customer_external_reference(self, customer_id: int) -> str | None:
+        """Admin: the customer's external reference (None when unset). Raises NotFoundError when unknown."""
+        with self._lock:
+            if customer_id not in self.customers:
+                raise NotFoundError(f"Customer {customer_id} was not found.")
+            return self.customers[customer_id].get("externalReference")
 
     # --- invoicing queue -----------------------------------------------------------------------------
 

@@ -92,10 +92,12 @@ async def test_customer_create_update_and_lookups(raw: httpx.AsyncClient, state:
     refused = await raw.post("/Customer/v1/Customer", json={"officeId": 99})
     assert refused.json()["errors"] == {"Name": ["'Name' must not be empty."],
                                         "OfficeId": ["Invalid office ID.", "Office not found."]}
-    updated = await raw.put("/Customer/v1/Customer",
-                            json={"externalReference": "crm-9", "invoiceEmail": "f@ny.example"})
+    updated = await raw.put("/Customer/v1/Customer", json={"externalReference": "crm-9", "name": "Ny Kunde AS",
+                                                           "customerNumber": "777", "invoiceEmail": "f@ny.example"})
     assert updated.status_code == 200
-    assert state.customer(2004)["invoiceEmail"] == "f@ny.example" and state.customer(2004)["name"] == "Ny Kunde AS"
+    stored = state.customer(2004)
+    assert stored["invoiceEmail"] == "f@ny.example" and stored["name"] == "Ny Kunde AS"
+    assert stored["officeId"] == 2 and stored["externalReference"] == "crm-9"  # officeId is not writable
     assert (await raw.put("/Customer/v1/Customer", json={"id": 5555, "name": "x"})).status_code == 404
     by_number = await raw.get("/Customer/v1/Customer/GetAllByCustomerNumber",
                               params={"customerNumber": "777", "officeId": 2})

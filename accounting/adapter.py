@@ -1,0 +1,145 @@
+"""What one accounting system plugs into the engine (``accounting/engine.py``).
+
+The engine owns the order of every write and what makes it safe to repeat: link -> lock -> re-check ->
+write-ahead intent -> find, else create -> record the link -> finish -> refresh when Qondor changed ->
+audit; the invoice's link, intent and lookup by reference; error classification; and the sweep that
+signals workflows. An adapter supplies only business-level operations and its mapping rules: how a party
+is found, created and updated in its system, how an invoice is booked or credited, and what its payment
+observations are. A step that does not apply to a system (24SevenOffice has no project manager as an
+employee) is answered with ``Skipped`` by that system's adapter, never with an ``if`` in the workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from domain.config import AccountingSystem, OfficeConfig
+from domain.sync import CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest
+from store.records import TrackedInvoice
+
+
+@dataclass(frozen=True)
+class Match:
+    """A party found in the accounting system that no link recorded yet."""
+
+    accounting_id: str
+    update: bool = False
+    """Write Qondor's data over it at once (Qondor is the master for customers)."""
+    record_fingerprint: bool = True
+    """Record the fingerprint of Qondor's data now; False adopts it on the next refresh without a write,
+    so a party finance edited is rewritten only when Qondor's data changes later."""
+    finish: bool = False
+    """Run the party's ``finish`` step for it (it was made by this integration)."""
+
+
+@dataclass
+class Party:
+    """One party of an invoice (customer, contact person, project manager, project) as a system sees it."""
+
+    kind: str
+    """The link kind in the store (customer, contact, employee, project)."""
+    key: str
+    """The Qondor business key of the link."""
+    label: str
+    """How messages name it ("customer", "project manager")."""
+    body: dict[str, Any]
+    """What a create writes (recorded in the audit trail)."""
+    create: Callable[[], Awaitable[str]]
+    find: Callable[[], Awaitable[Match | None]] | None = None
+    update: Callable[[str], Awaitable[None]] | None = None
+    """Writes ``refresh_body`` to an existing party when Qondor's data changed since it was last written."""
+    refresh_body: dict[str, Any] | None = None
+    """What a refresh compares and writes; defaults to ``body``."""
+    look_up: bool = True
+    """False when the party cannot exist yet (a contact of a customer this sync just created); a retry or an
+    earlier intent looks up all the same."""
+    write_ahead: bool = False
+    """Record an intent before creating, so the attempt after a lost response knows to look up."""
+    finish: Callable[[str], Awaitable[None]] | None = None
+    """A second write after the create that must happen exactly once (Tripletex: the project-manager grant;
+    24SevenOffice: the company id written back to Qondor's External Reference)."""
+
+    @property
+    def compared(self) -> dict[str, Any]:
+        return self.refresh_body if self.refresh_body is not None else self.body
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The step does not apply to this invoice or system."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Original:
+    """The booked original of a credit note, from the link table (and tracking, in order mode)."""
+
+    invoice_id: str | None
+    order_id: str | None
+    amount: Decimal | None
+    invoice_date: str | None
+
+
+@dataclass(frozen=True)
+class PaymentObservation:
+    """What the accounting system says about one of its invoices during a sweep."""
+
+    invoice_id: str
+    order_ids: list[str] = field(default_factory=list)
+    notice: PaymentNotice | None = None
+    """Paid or credited; None while it is open."""
+    invoice_number: str | None = None
+
+
+class AccountingAdapter(Protocol):
+    """The business-level operations of one accounting system."""
+
+    system: AccountingSystem
+    label: str
+    """How people name the system ("Tripletex", "24SevenOffice")."""
+
+    async def check(self, request: StepRequest, office: OfficeConfig) -> None:
+        """Configuration and mapping checks that need the system (VAT types, products); nothing is written."""
+
+    def customer(self, request: StepRequest) -> Party: ...
+
+    def contact(self, request: StepRequest) -> Party | Skipped: ...
+
+    def project_manager(self, request: StepRequest) -> Party | Skipped: ...
+
+    def project(self, request: StepRequest) -> Party: ...
+
+    async def book(self, request: StepRequest, office: OfficeConfig) -> InvoiceResult:
+        """Create the invoice (or order); a card payment is created already paid."""
+        ...
+
+    async def credit(
+        self, request: StepRequest, office: OfficeConfig, original: Original, may_have_written: bool
+    ) -> InvoiceResult:
+        """Credit the original; ``may_have_written`` says an earlier attempt may have made part of it."""
+        ...
+
+    async def find_booked(
+        self, request: StepRequest, office: OfficeConfig, original: Original | None
+    ) -> InvoiceResult | None:
+        """What an earlier attempt booked for this item (by the reference carrying the Qondor key);
+        ``original`` is the credited invoice when the item is a credit note."""
+        ...
+
+    async def invoice_of_order(self, request: StepRequest, order_id: str, since: str | None) -> str | None:
+        """Order mode: the invoice finance made from one of our orders, if any."""
+        ...
+
+    async def check_payment(self, request: CheckPaymentRequest) -> PaymentNotice | None:
+        """The workflow's own fallback check of one invoice."""
+        ...
+
+    def observe_payments(
+        self, office_id: int, open_items: list[TrackedInvoice]
+    ) -> AsyncIterator[list[PaymentObservation]]:
+        """Pages of payment observations covering every open item; calls grow with pages, not open items."""
+        ...

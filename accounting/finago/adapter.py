@@ -1,0 +1,464 @@
+"""24SevenOffice's business-level operations for the engine (``accounting/engine.py``), per the seed.
+
+* Business customers by the Qondor customer's External Reference (the 24SevenOffice company id); without
+  one, by organisation number (else the ExternalId this integration writes), else created, and the new
+  company id is written back to Qondor's External Reference. A reference that points at no company, or two
+  companies with one organisation number or ExternalId, is a data error naming the customer, never a guess.
+* Booking invoices: a Consumer company keyed by the booker's e-mail, reused on the next booking.
+* No contact persons and no project manager as an employee: those steps are skipped.
+* Projects: the id comes from the project number ("SO" + digits, else the Qondor project id); created with
+  that id and the status "Aktiv" when missing, so a retry after a lost answer finds it by id.
+* Invoices: one InvoiceOrder (ReferenceNumber = the Qondor invoice id, in the configured department) with
+  products by article category and the misc product as fallback; card payments invoiced and paid at once
+  with the configured payment method; "send to factoring directly" when enabled, else created as an offer
+  (the seed's default). Credit notes reference the original's order and invoice.
+* Payments: customer-ledger transactions changed within the look-back window, grouped by LinkId: a closed
+  invoice entry with a payment is paid (on the payment's date), one closed by a credit note is credited.
+
+Call budget per invoice (reference data cached): new customer and project 5 calls (company lookup and save,
+project lookup and save, SaveInvoices); repeat customer and project 1 (SaveInvoices), plus one save for a
+customer or project whose Qondor data changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from accounting.adapter import Match, Original, Party, PaymentObservation, Skipped
+from accounting.finago.client import FinagoClient
+from accounting.finago.errors import FinagoItemError
+from accounting.finago.mapping import (
+    ACTIVE_STATUS,
+    Product,
+    check_vat,
+    company_body,
+    customer_link_key,
+    invoice_order,
+    invoice_rows,
+    is_consumer,
+    product_for_line,
+    project_body,
+    project_id,
+)
+from accounting.finago.settings import FinagoSettings
+from activities.common import AsyncStore, OfficeClients, audit
+from domain.config import AccountingSystem, OfficeConfig
+from domain.errors import ConfigurationError, DataError
+from domain.qondor import InvoiceKind
+from domain.rules import describe, money, normalise_email, normalise_org_number
+from domain.sync import CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest, SyncState
+from store.records import TrackedInvoice
+
+REFERENCE_TTL_SECONDS = 600.0
+"""How long products, categories and project statuses are reused before they are read again."""
+CUSTOMER_LEDGER = 1500
+SWEEP_CHUNK_DAYS = 7
+"""The look-back window is read in chunks of this many days (one GetTransactions each)."""
+COMPANY_PROPERTIES = ("Id", "ExternalId", "Name", "OrganizationNumber", "Type", "EmailAddresses")
+ORDER_PROPERTIES = ("OrderId", "InvoiceId", "ReferenceNumber", "OrderStatus", "OrderTotalIncVat", "CustomerId")
+T = TypeVar("T")
+
+
+@dataclass
+class _Catalog:
+    """Products and categories of one office, read together and kept for REFERENCE_TTL_SECONDS."""
+
+    read_at: float
+    products: dict[int, Product]
+    by_category: dict[int, Product]
+    category_by_no: dict[str, int]
+
+
+@dataclass
+class FinagoAdapter:
+    clients: OfficeClients
+    store: AsyncStore
+    system: AccountingSystem = AccountingSystem.FINAGO
+    label: str = "24SevenOffice"
+    _catalogs: dict[int, _Catalog] = field(default_factory=dict)
+    _statuses: dict[int, tuple[float, dict[str, int]]] = field(default_factory=dict)
+
+    def _client(self, office_id: int) -> FinagoClient:
+        return self.clients.accounting(office_id)
+
+    def _settings(self, office_id: int) -> FinagoSettings:
+        settings = self.clients.office(office_id).finago
+        assert settings is not None, "the office configuration guarantees the settings of its system"
+        return settings
+
+    # --- validation ------------------------------------------------------------------------------
+
+    async def check(self, request: StepRequest, office: OfficeConfig) -> None:
+        """Every line has a product whose VAT rate is the line's, and cards have a payment method."""
+        settings = self._settings(office.id)
+        if request.bundle.kind is InvoiceKind.CREDIT_CARD_PAYMENT and settings.card_payment_method_id is None:
+            raise ConfigurationError(
+                f"{describe(request.bundle.invoice)}: office {office.id} ({office.name}) has no "
+                "card_payment_method_id, so the card payment cannot be registered as paid. Set it in the office "
+                "file to 24SevenOffice's payment method for card payments, then resync."
+            )
+        await self._rows(request)
+
+    async def _rows(self, request: StepRequest) -> list[dict[str, Any]]:
+        settings = self._settings(request.office_id)
+        catalog = await self._catalog(request.office_id)
+        products = []
+        for line in request.bundle.invoice.lines:
+            product = product_for_line(line, settings, catalog.products, catalog.by_category, catalog.category_by_no)
+            check_vat(request.bundle, line, product)
+            products.append(product)
+        return invoice_rows(request.bundle, products)
+
+    async def _catalog(self, office_id: int) -> _Catalog:
+        cached = self._catalogs.get(office_id)
+        if cached is None or time.monotonic() - cached.read_at > REFERENCE_TTL_SECONDS:
+            client = self._client(office_id)
+            products = {}
+            for found in await client.get_products():
+                if found.get("StatusId") in (None, 1):  # 0 = expired
+                    products[int(found["Id"])] = Product(
+                        int(found["Id"]), found.get("Name") or "", found.get("CategoryId"), found.get("TaxRate")
+                    )
+            by_category: dict[int, Product] = {}
+            for product in sorted(products.values(), key=lambda p: p.id):
+                if product.category_id is not None:
+                    by_category.setdefault(int(product.category_id), product)
+            categories = {str(c["No"]): int(c["Id"]) for c in await client.get_categories() if c.get("No")}
+            cached = _Catalog(time.monotonic(), products, by_category, categories)
+            self._catalogs[office_id] = cached
+        return cached
+
+    # --- parties ---------------------------------------------------------------------------------
+
+    def customer(self, request: StepRequest) -> Party:
+        office_id, bundle = request.office_id, request.bundle
+        client = self._client(office_id)
+        body = company_body(bundle)
+        what = describe(bundle.invoice)
+
+        async def create() -> str:
+            saved = await self._write(client.save_company(body), bundle, "customer")
+            return str(saved["Id"])
+
+        async def update(company_id: str) -> None:
+            await self._write(client.save_company({"Id": int(company_id), **body}), bundle, "customer")
+
+        if is_consumer(bundle):
+            email = normalise_email(bundle.invoice.booker.email if bundle.invoice.booker else None)
+
+            async def find_consumer() -> Match | None:
+                matches = [
+                    c
+                    for c in await client.find_companies(email=email, return_properties=COMPANY_PROPERTIES)
+                    if c.get("Type") == "Consumer" and email in _emails_of(c)
+                ]
+                _single(matches, f"{what}: the booker's e-mail {email} belongs to {{n}} consumer companies", "")
+                return Match(str(matches[0]["Id"]), update=True) if matches else None
+
+            return Party("customer", customer_link_key(bundle), "customer", body, create, find_consumer, update)
+
+        customer = bundle.customer
+        assert customer is not None
+        qondor = self.clients.qondor(office_id)
+
+        async def find_business() -> Match | None:
+            reference = (customer.external_reference or "").strip()
+            if reference:
+                return Match(await self._referenced_company(client, reference, what, customer), update=True)
+            org = normalise_org_number(customer.organisation_number)
+            if org:
+                matches = await client.find_companies(organization_number=org, return_properties=COMPANY_PROPERTIES)
+                _single(matches, f"{what}: organisation number {org} belongs to {{n}} companies", "organisation")
+                if matches:
+                    return Match(str(matches[0]["Id"]), update=True, finish=True)
+            # A company this integration made for the customer (ExternalId = Qondor id) whose write-back was lost.
+            matches = await client.find_companies(external_id=str(customer.id), return_properties=COMPANY_PROPERTIES)
+            _single(matches, f"{what}: Qondor customer {customer.id} is the ExternalId of {{n}} companies", "id")
+            return Match(str(matches[0]["Id"]), update=True, finish=True) if matches else None
+
+        async def write_back(company_id: str) -> None:
+            """The new company id goes to the customer's External Reference in Qondor (the seed's linking)."""
+            if (customer.external_reference or "").strip() == company_id:
+                return
+            await qondor.set_customer_external_reference(customer.id, company_id)
+            await audit(
+                self.store,
+                office_id=office_id,
+                system=self.system.value,
+                action="write-back",
+                entity="customer",
+                accounting_id=company_id,
+                qondor_key=f"customer:{customer.id}",
+                detail={"externalReference": company_id},
+            )
+
+        return Party(
+            "customer", customer_link_key(bundle), "customer", body, create, find_business, update, finish=write_back
+        )
+
+    async def _referenced_company(self, client: FinagoClient, reference: str, what: str, customer: Any) -> str:
+        """The company a Qondor customer's External Reference names; anything else is the PM's to fix."""
+        name = f"customer '{customer.name}' (id {customer.id})"
+        if not reference.isdigit():
+            raise DataError(
+                f"{what}: the External Reference '{reference}' of {name} is not a 24SevenOffice company id. "
+                "Set it to the company id (a number) or clear it, then delete the failed payment in Qondor and "
+                "create it again."
+            )
+        if not await client.find_companies(company_id=int(reference), return_properties=("Id",)):
+            raise DataError(
+                f"{what}: the External Reference {reference} of {name} points at no company in 24SevenOffice. "
+                "Correct it to the right company id (or clear it to create the company), then delete the failed "
+                "payment in Qondor and create it again."
+            )
+        return reference
+
+    def contact(self, request: StepRequest) -> Party | Skipped:
+        return Skipped("24SevenOffice: the seed syncs no contact persons")
+
+    def project_manager(self, request: StepRequest) -> Party | Skipped:
+        return Skipped("24SevenOffice: projects need no project manager employee")
+
+    def project(self, request: StepRequest) -> Party:
+        office_id, bundle = request.office_id, request.bundle
+        client = self._client(office_id)
+        number = bundle.invoice.project_no or ""
+        wanted = project_id(bundle)
+        # The status is read when the project is created; the refresh compares and writes only Qondor's data.
+        compared = {k: v for k, v in project_body(bundle, None, None).items() if k != "CustomerId"}
+
+        async def find() -> Match | None:
+            found = await client.get_project(wanted)
+            return Match(str(wanted), record_fingerprint=False) if found else None
+
+        async def create() -> str:
+            status = await self._status_id(office_id, ACTIVE_STATUS)
+            body = project_body(bundle, request.refs.customer_id, status)
+            return str(await self._write(client.save_project(body), bundle, "project"))
+
+        async def update(found_id: str) -> None:
+            await self._write(client.save_project(compared), bundle, "project")
+
+        body = project_body(bundle, request.refs.customer_id, None)
+        return Party("project", number, "project", body, create, find, update, refresh_body=compared)
+
+    async def _status_id(self, office_id: int, name: str) -> int:
+        cached = self._statuses.get(office_id)
+        if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
+            statuses = {str(s["Name"]): int(s["Id"]) for s in await self._client(office_id).project_statuses()}
+            self._statuses[office_id] = cached = (time.monotonic(), statuses)
+        if name not in cached[1]:
+            self._statuses.pop(office_id, None)  # an operator's fix is seen on the resync
+            raise ConfigurationError(
+                f"24SevenOffice has no project status '{name}' (it has: {', '.join(sorted(cached[1])) or 'none'}). "
+                f"Create the project status '{name}' in 24SevenOffice, then resync."
+            )
+        return cached[1][name]
+
+    # --- invoices --------------------------------------------------------------------------------
+
+    async def book(self, request: StepRequest, office: OfficeConfig) -> InvoiceResult:
+        settings = self._settings(office.id)
+        bundle = request.bundle
+        invoice = bundle.invoice
+        assert request.refs.customer_id is not None
+        order = invoice_order(bundle, settings, request.refs.customer_id, await self._rows(request), status="Offer")
+        card = invoice.kind is InvoiceKind.CREDIT_CARD_PAYMENT
+        if card:
+            order |= {
+                "OrderStatus": "Invoiced",
+                "DateInvoiced": order.get("DateOrdered"),
+                "PaymentMethodId": settings.card_payment_method_id,
+                "PaymentAmount": money(invoice.total_incl_vat),
+            }
+        elif settings.send_to_factoring:
+            order |= {"OrderStatus": "Invoiced", "SendToFactoring": True, "Distributor": "Auto"}
+        saved = await self._write(self._client(office.id).save_invoice(order), bundle, "invoice")
+        return _result(saved, invoice.total_incl_vat, paid=card)
+
+    async def credit(
+        self, request: StepRequest, office: OfficeConfig, original: Original, may_have_written: bool
+    ) -> InvoiceResult:
+        """A credit InvoiceOrder linked to the original's order and (once invoiced) its invoice."""
+        settings = self._settings(office.id)
+        bundle = request.bundle
+        assert request.refs.customer_id is not None
+        order = invoice_order(bundle, settings, request.refs.customer_id, await self._rows(request), status="Offer")
+        order["ReferenceOrderId"] = int(original.order_id) if original.order_id else None
+        if original.invoice_id is not None:
+            order |= {"OrderStatus": "Invoiced", "ReferenceInvoiceId": int(original.invoice_id)}
+        order = {k: v for k, v in order.items() if v is not None}
+        saved = await self._write(self._client(office.id).save_invoice(order), bundle, "credit note")
+        return _result(saved, bundle.invoice.total_incl_vat)
+
+    async def find_booked(
+        self, request: StepRequest, office: OfficeConfig, original: Original | None
+    ) -> InvoiceResult | None:
+        """The order an earlier attempt saved, by ReferenceNumber (the Qondor invoice id) among the customer's
+        orders changed since the invoice date."""
+        if request.refs.customer_id is None:
+            return None
+        invoice = request.bundle.invoice
+        found = await self._client(office.id).get_invoices(
+            customer_ids=[int(request.refs.customer_id)],
+            changed_after=datetime.combine(invoice.invoice_date - timedelta(days=1), datetime.min.time()),
+            invoice_properties=ORDER_PROPERTIES,
+            row_properties=(),
+        )
+        for order in found:
+            if str(order.get("ReferenceNumber")) == str(invoice.id):
+                card = invoice.kind is InvoiceKind.CREDIT_CARD_PAYMENT
+                return _result(order, invoice.total_incl_vat, paid=card)
+        return None
+
+    async def invoice_of_order(self, request: StepRequest, order_id: str, since: str | None) -> str | None:
+        for order in await self._client(request.office_id).get_invoices(
+            order_ids=[int(order_id)], invoice_properties=ORDER_PROPERTIES, row_properties=()
+        ):
+            if order.get("InvoiceId"):
+                return str(order["InvoiceId"])
+        return None
+
+    # --- payments --------------------------------------------------------------------------------
+
+    async def check_payment(self, request: CheckPaymentRequest) -> PaymentNotice | None:
+        """The ledger entries of one invoice (the workflow's own fallback check)."""
+        client = self._client(request.office_id)
+        invoice_id = request.accounting_invoice_id
+        if invoice_id is None and request.accounting_order_id is not None:
+            orders = await client.get_invoices(
+                order_ids=[int(request.accounting_order_id)], invoice_properties=ORDER_PROPERTIES, row_properties=()
+            )
+            invoice_id = next((str(o["InvoiceId"]) for o in orders if o.get("InvoiceId")), None)
+        if invoice_id is None:
+            return None
+        tracked = await self.store.tracked_invoice(request.office_id, self.system.value, request.invoice_id)
+        since = tracked.invoice_date if tracked else date.today() - timedelta(days=365)
+        # The invoice's own entry and its payments carry its number (a credit note carries its own).
+        entries = await client.get_transactions(
+            date_start=since - timedelta(days=1),
+            date_end=date.today(),
+            account_from=CUSTOMER_LEDGER,
+            account_to=CUSTOMER_LEDGER,
+            invoice_no=invoice_id,
+        )
+        return next((o.notice for o in _observations(entries) if o.invoice_id == invoice_id), None)
+
+    async def observe_payments(
+        self, office_id: int, open_items: list[TrackedInvoice]
+    ) -> AsyncIterator[list[PaymentObservation]]:
+        """Invoices made from our offers since the look-back began, then the customer-ledger entries changed
+        within the look-back window, a chunk of days per call: calls grow with the window and the changes,
+        not with the open invoices."""
+        settings = self._settings(office_id)
+        client = self._client(office_id)
+        start = date.today() - timedelta(days=settings.invoice_lookback_days)
+        order_of_invoice: dict[str, str] = {}
+        if any(t.accounting_invoice_id is None for t in open_items):
+            invoiced = await client.get_invoices(
+                changed_after=datetime.combine(start, datetime.min.time()),
+                order_states=["Invoiced"],
+                invoice_properties=ORDER_PROPERTIES,
+                row_properties=(),
+            )
+            order_of_invoice = {str(o["InvoiceId"]): str(o["OrderId"]) for o in invoiced if o.get("InvoiceId")}
+            yield [PaymentObservation(invoice_id=i, order_ids=[o]) for i, o in order_of_invoice.items()]
+        day = start
+        while day <= date.today():
+            end = min(day + timedelta(days=SWEEP_CHUNK_DAYS - 1), date.today())
+            entries = await client.get_transactions(
+                date_start=day,
+                date_end=end,
+                by_date_changed=True,
+                account_from=CUSTOMER_LEDGER,
+                account_to=CUSTOMER_LEDGER,
+            )
+            page = _observations(entries)
+            for seen in page:
+                if seen.invoice_id in order_of_invoice:
+                    seen.order_ids.append(order_of_invoice[seen.invoice_id])
+            yield page
+            day = end + timedelta(days=1)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _write(self, call: Awaitable[T], bundle: Any, what: str) -> T:
+        """Await a 24SevenOffice save; a per-item APIException names the invoice and what was refused."""
+        try:
+            return await call
+        except FinagoItemError as exc:
+            raise ConfigurationError(
+                f"{describe(bundle.invoice)}: 24SevenOffice refused the {what} ({exc.type}: {exc.item_message}). "
+                "Fix the setting or the data in 24SevenOffice, then resync."
+            ) from exc
+
+
+def _single(matches: list[dict[str, Any]], message: str, what: str) -> None:
+    """More than one match is an error the PM (or finance) must resolve, never a guess."""
+    if len(matches) > 1:
+        ids = ", ".join(str(m.get("Id")) for m in matches)
+        raise DataError(
+            message.format(n=len(matches))
+            + f" in 24SevenOffice (ids {ids}). Merge the duplicates in 24SevenOffice or set the customer's External "
+            "Reference in Qondor to the right company id, then delete the failed payment and create it again."
+        )
+
+
+def _emails_of(company: dict[str, Any]) -> set[str]:
+    emails = company.get("EmailAddresses") or {}
+    values = (entry.get("Value") for entry in emails.values() if isinstance(entry, dict))
+    return {e for e in (normalise_email(v) for v in values) if e}
+
+
+def _result(saved: dict[str, Any], total: Decimal, paid: bool = False) -> InvoiceResult:
+    invoice_id = saved.get("InvoiceId")
+    invoice_id = str(invoice_id) if invoice_id else None
+    return InvoiceResult(
+        invoice_id=invoice_id,
+        order_id=str(saved["OrderId"]),
+        invoice_number=invoice_id,
+        amount=money(total),
+        paid=paid,
+        external_reference=str(saved["OrderId"]),
+    )
+
+
+def _observations(entries: list[dict[str, Any]]) -> list[PaymentObservation]:
+    """Closed customer-ledger invoice entries, read with their link group: an invoice closed with a payment is
+    paid (on the payment's date), one closed without a payment was credited; a closed credit note is settled
+    (paid), as Tripletex reports it."""
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        groups[entry.get("LinkId") or entry.get("Id")].append(entry)
+    seen = []
+    for group in groups.values():
+        payments = [e for e in group if e.get("SystemType") == "Payment"]
+        for entry in group:
+            kind = entry.get("SystemType")
+            if not entry.get("InvoiceNo") or kind not in ("InvoiceCustomer", "CreditnoteCustomer") or entry.get("Open"):
+                continue
+            invoice_no = str(entry["InvoiceNo"])
+            if kind == "InvoiceCustomer" and not payments:
+                notice = PaymentNotice(state=SyncState.CREDITED, accounting_invoice_id=invoice_no)
+            else:
+                paid_on = max((_as_date(p.get("Date")) for p in payments if p.get("Date")), default=None)
+                notice = PaymentNotice(
+                    state=SyncState.PAID,
+                    paid_date=paid_on or _as_date(entry.get("Date")),
+                    amount=money(Decimal(str(entry.get("Amount") or 0))),
+                    accounting_invoice_id=invoice_no,
+                )
+            seen.append(PaymentObservation(invoice_id=invoice_no, notice=notice))
+    return seen
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else None

@@ -1,0 +1,475 @@
+"""Tripletex's business-level operations for the engine (``accounting/engine.py``).
+
+* customers by organisation number, else e-mail (more than one match is an error, never a guess); a matched
+  customer takes Qondor's data (Qondor is the master);
+* contact persons by e-mail within the customer (not looked up for a customer this sync just created);
+* project managers as employees by e-mail, granted project-manager access when this integration made them;
+* projects by number (found ones are adopted without a write);
+* invoices and orders by the order ``reference`` carrying the Qondor key.
+
+Call budget per invoice (steady state, caches warm): new customer + project + manager 9 calls; repeat
+customer and project 1, plus one PUT for each of customer, contact and project whose Qondor data changed
+(measured end to end in tests/test_repeat_and_resync.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from accounting.adapter import Match, Original, Party, PaymentObservation, Skipped
+from accounting.tripletex.client import TripletexClient
+from accounting.tripletex.errors import TripletexValidationError
+from accounting.tripletex.mapping import (
+    PROJECT_MANAGER_ENTITLEMENT_TEMPLATE,
+    check_office_mapping,
+    contact_body,
+    customer_body,
+    customer_link_key,
+    customer_match_keys,
+    employee_body,
+    invoice_body,
+    is_full_credit,
+    order_body,
+    order_lines,
+    project_body,
+)
+from activities.common import AsyncStore, OfficeClients, audit
+from domain.config import AccountingSystem, InvoiceMode, OfficeConfig
+from domain.errors import ConfigurationError, DataError
+from domain.qondor import InvoiceKind
+from domain.rules import describe, invoice_reference, money, normalise_email
+from domain.sync import CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest, SyncState
+from store.records import TrackedInvoice
+
+REFERENCE_TTL_SECONDS = 600.0
+"""How long VAT types are reused before they are read again."""
+SWEEP_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCredited,isCreditNote,orders(id)"
+LOOKUP_FIELDS = (
+    "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCreditNote,creditedInvoice,orders(id,reference)"
+)
+
+
+@dataclass
+class TripletexAdapter:
+    clients: OfficeClients
+    store: AsyncStore
+    system: AccountingSystem = AccountingSystem.TRIPLETEX
+    label: str = "Tripletex"
+    _vat_types: dict[int, tuple[float, dict[str, tuple[int, Decimal]]]] = field(default_factory=dict)
+    _products: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def _client(self, office_id: int) -> TripletexClient:
+        return self.clients.accounting(office_id)
+
+    # --- validation ------------------------------------------------------------------------------
+
+    async def check(self, request: StepRequest, office: OfficeConfig) -> None:
+        """Every article mapped, the card payment type set, and the lines built against real VAT types."""
+        check_office_mapping(request.bundle, office)
+        await self._order_lines(request, office)
+
+    # --- parties ---------------------------------------------------------------------------------
+
+    def customer(self, request: StepRequest) -> Party:
+        office_id, bundle = request.office_id, request.bundle
+        client = self._client(office_id)
+        body = customer_body(bundle)
+
+        async def find() -> Match | None:
+            org, email = customer_match_keys(bundle)
+            match = await self._find_customer(client, bundle, org, email)
+            # Qondor is the master for customers: a matched Tripletex customer takes Qondor's data.
+            return Match(str(match["id"]), update=True) if match is not None else None
+
+        async def create() -> str:
+            return str((await self._write(client.create_customer(body), bundle, "customer"))["id"])
+
+        async def update(customer_id: str) -> None:
+            await self._write(client.update_customer(int(customer_id), body), bundle, "customer")
+
+        return Party("customer", customer_link_key(bundle), "customer", body, create, find, update)
+
+    async def _find_customer(
+        self, client: TripletexClient, bundle: Any, org: str | None, email: str | None
+    ) -> dict[str, Any] | None:
+        """Match by organisation number, else (for customers without one) by e-mail; never guess."""
+        what = describe(bundle.invoice)
+        if org:
+            matches = await client.find_customers(organization_number=org, fields="id,name,organizationNumber")
+            if len(matches) > 1:
+                ids = ", ".join(str(m["id"]) for m in matches)
+                raise DataError(
+                    f"{what}: organisation number {org} belongs to {len(matches)} customers in Tripletex "
+                    f"(ids {ids}). Merge the duplicates in Tripletex (finance), then delete the failed payment in "
+                    "Qondor and create it again."
+                )
+            return matches[0] if matches else None
+        if email:
+            matches = [
+                m
+                for m in await client.find_customers(email=email, fields="id,name,email,organizationNumber")
+                if normalise_email(m.get("email")) == email
+            ]
+            if len(matches) > 1:
+                ids = ", ".join(str(m["id"]) for m in matches)
+                raise DataError(
+                    f"{what}: e-mail {email} belongs to {len(matches)} customers in Tripletex (ids {ids}), so the "
+                    "customer cannot be matched. Merge the duplicates in Tripletex or add the organisation number "
+                    "in Qondor, then delete the failed payment and create it again."
+                )
+            return matches[0] if matches else None
+        return None
+
+    def contact(self, request: StepRequest) -> Party | Skipped:
+        bundle, refs = request.bundle, request.refs
+        contact = bundle.contact
+        if contact is None or bundle.kind is InvoiceKind.BOOKING_INVOICE or refs.customer_id is None:
+            return Skipped("no contact person on the invoice")
+        customer_id = refs.customer_id
+        client = self._client(request.office_id)
+        body = contact_body(contact, customer_id)
+        email = normalise_email(contact.email)
+
+        async def find() -> Match | None:
+            if not email:
+                return None
+            for existing in await client.find_contacts(customer_id=int(customer_id), email=email):
+                if normalise_email(existing.get("email")) == email:
+                    return Match(str(existing["id"]))
+            return None
+
+        async def create() -> str:
+            return str((await self._write(client.create_contact(body), bundle, "contact"))["id"])
+
+        async def update(contact_id: str) -> None:
+            await self._write(client.put(f"/contact/{contact_id}", body), bundle, "contact")
+
+        return Party(
+            "contact",
+            f"{contact.id}@{customer_id}",
+            "contact person",
+            body,
+            create,
+            find,
+            update,
+            # A customer this sync just created cannot have contact persons yet: no lookup on the first try.
+            look_up=not refs.customer_created,
+            write_ahead=True,
+        )
+
+    def project_manager(self, request: StepRequest) -> Party | Skipped:
+        office_id, bundle = request.office_id, request.bundle
+        pm = bundle.project_manager
+        assert pm is not None, "validate_bundle guarantees a project manager"
+        email = normalise_email(pm.email)
+        client = self._client(office_id)
+        body = employee_body(pm)
+
+        async def find() -> Match | None:
+            found = [e for e in await client.find_employees(email=email) if normalise_email(e.get("email")) == email]
+            return Match(str(found[0]["id"]), record_fingerprint=False) if found else None
+
+        async def create() -> str:
+            return str((await self._write(client.create_employee(body), bundle, "project manager"))["id"])
+
+        async def grant(employee_id: str) -> None:
+            # Tripletex refuses a project manager without project-manager access; grant it to users we made.
+            await client.grant_entitlements(int(employee_id), PROJECT_MANAGER_ENTITLEMENT_TEMPLATE)
+            await audit(
+                self.store,
+                office_id=office_id,
+                system=self.system.value,
+                action="grant",
+                entity="employee",
+                accounting_id=employee_id,
+                qondor_key=f"pm:{email}",
+                detail={"template": PROJECT_MANAGER_ENTITLEMENT_TEMPLATE},
+            )
+
+        return Party("employee", f"pm:{email}", "project manager", body, create, find, write_ahead=True, finish=grant)
+
+    def project(self, request: StepRequest) -> Party:
+        office_id, bundle = request.office_id, request.bundle
+        number = bundle.invoice.project_no or ""
+        client = self._client(office_id)
+        body = project_body(bundle, request.refs)
+        compared = _project_update(bundle, body)
+
+        async def find() -> Match | None:
+            found = await client.find_project_by_number(number)
+            # A project finance already has is adopted as it is; later changes in Qondor are written.
+            return Match(str(found["id"]), record_fingerprint=False) if found is not None else None
+
+        async def create() -> str:
+            return str((await self._write(client.create_project(body), bundle, "project"))["id"])
+
+        async def update(project_id: str) -> None:
+            # PUT keeps omitted fields.
+            await self._write(client.put(f"/project/{project_id}", compared), bundle, "project")
+
+        return Party("project", number, "project", body, create, find, update, refresh_body=compared)
+
+    # --- invoices --------------------------------------------------------------------------------
+
+    async def book(self, request: StepRequest, office: OfficeConfig) -> InvoiceResult:
+        bundle = request.bundle
+        invoice = bundle.invoice
+        client = self._client(request.office_id)
+        order = order_body(bundle, request.refs, office, await self._order_lines(request, office))
+        card = invoice.kind is InvoiceKind.CREDIT_CARD_PAYMENT
+        if office.invoice_mode is InvoiceMode.ORDER and not card:
+            made = await self._write(client.create_order(order), bundle, "order")
+            return InvoiceResult(order_id=str(made["id"]), amount=money(invoice.total_incl_vat))
+        made = await self._write(
+            client.create_invoice(
+                invoice_body(bundle, order),
+                send_to_customer=office.send_to_customer,
+                payment_type_id=office.card_payment_type_id if card else None,
+                paid_amount=money(invoice.total_incl_vat) if card else None,
+            ),
+            bundle,
+            "invoice",
+        )
+        return _invoice_result(made, paid=card)
+
+    async def credit(
+        self, request: StepRequest, office: OfficeConfig, original: Original, may_have_written: bool
+    ) -> InvoiceResult:
+        bundle = request.bundle
+        credit = bundle.invoice
+        client = self._client(request.office_id)
+        if original.invoice_id is None:
+            # Order mode and the original order is not invoiced yet: a negative order references it.
+            order = order_body(bundle, request.refs, office, await self._order_lines(request, office))
+            order["invoiceComment"] = f"Credits order {original.order_id}. " + order.get("invoiceComment", "")
+            made = await self._write(client.create_order(order), bundle, "credit order")
+            return InvoiceResult(order_id=str(made["id"]), amount=money(credit.total_incl_vat))
+        if is_full_credit(credit.total_incl_vat, original.amount):
+            original_date = date.fromisoformat(original.invoice_date) if original.invoice_date else None
+            made = await self._write(
+                client.create_credit_note(
+                    int(original.invoice_id),
+                    credit_date=max(credit.invoice_date, original_date or credit.invoice_date),
+                    comment=f"Qondor credit note {credit.invoice_number or credit.id}",
+                ),
+                bundle,
+                "credit note",
+            )
+            return _invoice_result(made)
+        # A partial credit is two writes, the credit order and then its invoicing. An earlier attempt may have
+        # made the order and lost the answer (no credit note was found): invoice that order, never a second one
+        # (a stray open order with our reference could be invoiced again later).
+        made_order = await self._find_order(request) if may_have_written else None
+        if made_order is None:
+            order = order_body(bundle, request.refs, office, await self._order_lines(request, office))
+            made_order = await self._write(client.create_order(order), bundle, "credit order")
+        made = await self._write(
+            client.invoice_order(
+                made_order["id"],
+                invoice_date=credit.invoice_date,
+                send_to_customer=office.send_to_customer,
+                credit_note_for=int(original.invoice_id),
+            ),
+            bundle,
+            "partial credit note",
+        )
+        return _invoice_result(made)
+
+    async def find_booked(
+        self, request: StepRequest, office: OfficeConfig, original: Original | None
+    ) -> InvoiceResult | None:
+        """Find the invoice or order an earlier attempt made, by the reference carrying the Qondor key."""
+        bundle = request.bundle
+        client = self._client(request.office_id)
+        reference = invoice_reference(office.id, bundle.invoice.id)
+        day = bundle.invoice.invoice_date
+        customer_id = int(request.refs.customer_id) if request.refs.customer_id else None
+        around = {"date_from": day - timedelta(days=1), "date_to": day + timedelta(days=32)}
+        for found in await client.find_invoices(**around, customer_id=customer_id, fields=LOOKUP_FIELDS):
+            if found.get("isCreditNote") and bundle.kind is not InvoiceKind.CREDIT_NOTE:
+                continue  # a credit note shares its original's order (and so its reference)
+            if any(o.get("reference") == reference for o in found.get("orders") or []):
+                return _invoice_result(found, paid=found.get("amountOutstanding") == 0 and found.get("amount"))
+        # Only a full credit (:createCreditNote) lacks our reference: it is on the original's order, so it is found
+        # by what it credits. A partial credit note carries our reference (found above); matching it by
+        # creditedInvoice would take another partial credit note of the same original for this one.
+        if (
+            original is not None
+            and original.invoice_id is not None
+            and is_full_credit(bundle.invoice.total_incl_vat, original.amount)
+        ):
+            for found in await client.find_invoices(**around, customer_id=customer_id, fields=LOOKUP_FIELDS):
+                amount = found.get("amount")
+                credits_it = found.get("creditedInvoice") == int(original.invoice_id)
+                if credits_it and amount is not None and money(Decimal(str(amount))) == -money(original.amount):
+                    return _invoice_result(found)
+        if office.invoice_mode is InvoiceMode.ORDER:
+            order = await self._find_order(request)
+            if order is not None:
+                return InvoiceResult(order_id=str(order["id"]), amount=money(bundle.invoice.total_incl_vat))
+        return None
+
+    async def _find_order(self, request: StepRequest) -> dict[str, Any] | None:
+        """The order an earlier attempt made, by the reference carrying the Qondor key."""
+        bundle = request.bundle
+        day = bundle.invoice.invoice_date
+        params: dict[str, Any] = {
+            "orderDateFrom": (day - timedelta(days=1)).isoformat(),
+            "orderDateTo": (day + timedelta(days=1)).isoformat(),
+        }
+        if request.refs.customer_id:
+            params["customerId"] = int(request.refs.customer_id)
+        reference = invoice_reference(request.office_id, bundle.invoice.id)
+        for order in await self._client(request.office_id).list("/order", params, fields="id,reference"):
+            if order.get("reference") == reference:
+                return order
+        return None
+
+    async def invoice_of_order(self, request: StepRequest, order_id: str, since: str | None) -> str | None:
+        """The invoice (not credit note) made from one of our orders, searched like the payment sweep does:
+        dated from the Qondor invoice date up to tomorrow."""
+        start = date.fromisoformat(since) if since else request.bundle.invoice.invoice_date
+        customer_id = int(request.refs.customer_id) if request.refs.customer_id else None
+        for found in await self._client(request.office_id).find_invoices(
+            date_from=start,
+            date_to=date.today() + timedelta(days=1),
+            customer_id=customer_id,
+            fields="id,isCreditNote,orders(id)",
+        ):
+            if not found.get("isCreditNote") and any(str(o.get("id")) == order_id for o in found.get("orders") or []):
+                return str(found["id"])
+        return None
+
+    async def _order_lines(self, request: StepRequest, office: OfficeConfig) -> list[dict[str, Any]]:
+        vat_types = await self._vat_type_map(request.office_id)
+        products: dict[str, int] = {}
+        for line in request.bundle.invoice.lines:
+            mapping = office.vat_mapping_for(line.article_number)
+            if mapping is not None and mapping.product is not None:
+                product_id = await self._product_id(request.office_id, mapping.product)
+                if product_id is not None:
+                    products[mapping.product] = product_id
+        return order_lines(request.bundle.invoice, office, vat_types, products)
+
+    async def _vat_type_map(self, office_id: int) -> dict[str, tuple[int, Decimal]]:
+        """VAT code number -> (id, percentage). Ids are company-specific, so they are looked up, and kept
+        for a while (an operator's fix in Tripletex is seen within REFERENCE_TTL_SECONDS)."""
+        cached = self._vat_types.get(office_id)
+        if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
+            vat_types = await self._client(office_id).vat_types()
+            mapping = {str(v["number"]): (int(v["id"]), Decimal(str(v.get("percentage", 0)))) for v in vat_types}
+            self._vat_types[office_id] = cached = (time.monotonic(), mapping)
+        return cached[1]
+
+    async def _product_id(self, office_id: int, number: str) -> int | None:
+        """A product's id; a missing product is not remembered, so creating it fixes the next resync."""
+        if (office_id, number) not in self._products:
+            found = await self._client(office_id).find_products(number)
+            if not found:
+                return None
+            self._products[(office_id, number)] = int(found[0]["id"])
+        return self._products[(office_id, number)]
+
+    # --- payments --------------------------------------------------------------------------------
+
+    async def check_payment(self, request: CheckPaymentRequest) -> PaymentNotice | None:
+        if request.accounting_invoice_id is None:
+            return None  # order mode: the sweep finds the invoice made from the order
+        found = await self._client(request.office_id).get_invoice(
+            int(request.accounting_invoice_id), fields="id,amount,amountOutstanding,isCredited,isCreditNote"
+        )
+        return _payment_notice(found)
+
+    async def observe_payments(
+        self, office_id: int, open_items: list[TrackedInvoice]
+    ) -> AsyncIterator[list[PaymentObservation]]:
+        """The office's invoices dated from the oldest open one until tomorrow, with a minimal projection."""
+        date_from = min(t.invoice_date for t in open_items)
+        date_to = date.today() + timedelta(days=1)
+        async for page in self._client(office_id).iter_invoice_pages(
+            date_from=date_from, date_to=date_to, fields=SWEEP_FIELDS
+        ):
+            yield [
+                PaymentObservation(
+                    invoice_id=str(found["id"]),
+                    order_ids=[str(o["id"]) for o in found.get("orders") or [] if o.get("id") is not None],
+                    notice=_payment_notice(found),
+                )
+                for found in page
+            ]
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _write(self, call: Any, bundle: Any, what: str) -> dict[str, Any]:
+        """Await a Tripletex write, classifying a 422 by the field it names (never by message text)."""
+        try:
+            return await call
+        except TripletexValidationError as exc:
+            raise classify_validation(exc, describe(bundle.invoice), what) from exc
+
+
+def _project_update(bundle: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """What a project's refresh compares and writes: the project's own data from Qondor. Not the customer,
+    which comes from the invoice (a booking and a card payment of one event name different customers), nor a
+    start date that is only the invoice date standing in for a project without one."""
+    invoice_specific = {"customer"} | (
+        {"startDate"} if bundle.project is None or bundle.project.start_date is None else set()
+    )
+    return {k: v for k, v in body.items() if k not in invoice_specific}
+
+
+DATA_FIELDS = {
+    "organizationNumber": "organisation number",
+    "email": "e-mail",
+    "invoiceEmail": "invoice e-mail",
+    "phoneNumberMobile": "mobile number",
+    "phoneNumber": "phone number",
+}
+
+
+def classify_validation(exc: TripletexValidationError, what: str, entity: str) -> ConfigurationError | DataError:
+    """A 422 naming a customer/contact data field is the PM's to fix; anything else is the operator's."""
+    messages = exc.validation_messages or []
+    details = "; ".join(f"{m.field}: {m.message}" for m in messages) or exc.message
+    for message in messages:
+        field_name = (message.field or "").split(".")[-1]
+        if field_name in DATA_FIELDS and entity in {"customer", "contact"}:
+            return DataError(
+                f"{what}: Tripletex rejected the {entity}'s {DATA_FIELDS[field_name]} ({message.message}). "
+                "Correct it in Qondor, then delete the failed payment and create it again."
+            )
+    return ConfigurationError(
+        f"{what}: Tripletex rejected the {entity} (code {exc.code}, request {exc.request_id}): {details}. "
+        "Fix the setting or the data in Tripletex, then resync."
+    )
+
+
+def _invoice_result(found: dict[str, Any], paid: bool = False) -> InvoiceResult:
+    orders = found.get("orders") or []
+    return InvoiceResult(
+        invoice_id=str(found["id"]),
+        order_id=str(orders[0]["id"]) if orders and orders[0].get("id") is not None else None,
+        invoice_number=str(found["invoiceNumber"]) if found.get("invoiceNumber") is not None else None,
+        amount=money(Decimal(str(found["amount"]))) if found.get("amount") is not None else None,
+        paid=bool(paid),
+    )
+
+
+def _payment_notice(found: dict[str, Any]) -> PaymentNotice | None:
+    """Paid when nothing is outstanding; credited when a credit note reversed it."""
+    if found.get("isCredited") and not found.get("isCreditNote"):
+        return PaymentNotice(state=SyncState.CREDITED, accounting_invoice_id=str(found["id"]))
+    outstanding = found.get("amountOutstanding")
+    if outstanding is not None and Decimal(str(outstanding)) == 0:
+        return PaymentNotice(
+            state=SyncState.PAID,
+            paid_date=date.today(),
+            amount=money(Decimal(str(found.get("amount") or 0))),
+            accounting_invoice_id=str(found["id"]),
+        )
+    return None
