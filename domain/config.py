@@ -11,12 +11,20 @@ from __future__ import annotations
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from accounting.finago.settings import FinagoArticleMapping, FinagoSettings
+from accounting.tripletex.settings import TripletexSettings
 from domain.secrets import SecretRef
+
+__all__ = [
+    "AccountingSettings", "AccountingSystem", "ArticleMapping", "ConfigFileError", "FinagoArticleMapping",
+    "FinagoSettings", "Flow", "InvoiceMode", "OfficeConfig", "QondorSettings", "SecretRef", "ServiceConfig",
+    "SlackSettings", "TripletexSettings", "load_config", "parse_config",
+]
 
 
 class ConfigFileError(Exception):
@@ -30,7 +38,22 @@ class ConfigFileError(Exception):
 
 class AccountingSystem(StrEnum):
     TRIPLETEX = "tripletex"
-    FINAGO = "finago"  # 24SevenOffice (Finago Office); its flows come with their own issue
+    FINAGO = "finago"  # 24SevenOffice (Finago Office)
+
+    @property
+    def label(self) -> str:
+        return _SYSTEM_LABELS[self]
+
+
+_SYSTEM_LABELS = {AccountingSystem.TRIPLETEX: "Tripletex", AccountingSystem.FINAGO: "24SevenOffice / Finago Office"}
+
+AccountingSettings = Annotated[TripletexSettings | FinagoSettings, Field(discriminator="system")]
+"""An office's ``[office.accounting]`` table: one settings model per system, chosen by its ``system`` key."""
+
+_SETTINGS_BY_SYSTEM: dict[str, type[BaseModel]] = {
+    model.model_fields["system"].default: model for model in (TripletexSettings, FinagoSettings)
+}
+_KNOWN_SYSTEMS = ", ".join(f"'{name}' ({AccountingSystem(name).label})" for name in _SETTINGS_BY_SYSTEM)
 
 
 class Flow(StrEnum):
@@ -70,15 +93,6 @@ class QondorSettings(BaseModel):
     )
 
 
-class TripletexSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: str = "https://tripletex.no/v2"
-    consumer_token: SecretRef
-    employee_token: SecretRef
-    company_id: int = Field(default=0, description="0 = the token owner's company; else an accountant client")
-
-
 class SlackSettings(BaseModel):
     """Where alerts for this office go: an incoming webhook, or a bot token plus channel."""
 
@@ -96,14 +110,44 @@ class SlackSettings(BaseModel):
         return self
 
 
+class _LegacyProblem:
+    """Why an office's accounting settings cannot be read; reported on the ``accounting`` field.
+
+    The conversion of the old form runs before field validation and must not raise there: a model-level error
+    would hide every other problem of the office, which the one-message listing promises to show.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+_TRIPLETEX_ONLY: dict[str, str] = {
+    "invoice_mode": "24SevenOffice invoices are always created as invoices; [office.accounting] send_to_factoring "
+                    "decides whether they go to factoring at once",
+    "send_to_customer": "[office.accounting] send_to_factoring decides whether 24SevenOffice distributes the invoice",
+    "article_mapping": "map articles for 24SevenOffice in [office.accounting.article_mapping] with product_id or "
+                       "category_id (unmapped articles use misc_product_id)",
+    "card_payment_type_id": "use card_payment_method_id in [office.accounting]",
+}
+"""Office-level options that only Tripletex reads, and where a 24SevenOffice office says the same thing."""
+
+
 class OfficeConfig(BaseModel):
-    """Everything the sync needs to know about one Qondor office."""
+    """Everything the sync needs to know about one Qondor office.
+
+    ``accounting`` holds the office's accounting system and its settings, one model per system. Files written
+    before it existed say ``accounting_system = "tripletex"`` (or nothing) plus ``[office.tripletex]``; that form
+    is still read (``_legacy_form``) and means the same. The options ``invoice_mode``, ``send_to_customer``,
+    ``article_mapping`` and ``card_payment_type_id`` stay at office level for those files and their callers, but
+    only Tripletex reads them: a 24SevenOffice office must leave them at their defaults (its own equivalents are
+    in :class:`FinagoSettings`), so a setting that would silently do nothing is refused instead.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: int = Field(gt=0)
     name: str
-    accounting_system: AccountingSystem = AccountingSystem.TRIPLETEX
+    accounting: AccountingSettings
     flows: frozenset[Flow] = frozenset({Flow.INVOICES, Flow.PAYMENTS})
     invoice_mode: InvoiceMode = InvoiceMode.INVOICE
     send_to_customer: bool = Field(default=False, description="let the accounting system e-mail/EHF invoices")
@@ -115,8 +159,68 @@ class OfficeConfig(BaseModel):
     costs_lookback_days: int = Field(default=30, ge=1)
     customers_projects_interval_minutes: float = Field(default=60.0, gt=0)
     qondor: QondorSettings
-    tripletex: TripletexSettings | None = Field(default=None, validate_default=True)
     slack: SlackSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_form(cls, data: Any) -> Any:
+        """The old form (``accounting_system`` + ``[office.tripletex]``) -> ``accounting``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        written = {key: data.pop(key, None) for key in ("accounting_system", "tripletex")}
+        legacy = {key: value for key, value in written.items() if value is not None}
+        if data.get("accounting") is not None:
+            if legacy:
+                data["accounting"] = _LegacyProblem(
+                    f"{' and '.join(legacy)} belong to the old form; with [office.accounting] give only "
+                    "system = ... and the system's settings there")
+            return data
+        if not legacy:
+            data["accounting"] = _LegacyProblem(
+                f"the accounting settings are missing: give [office.accounting] with system = one of {_KNOWN_SYSTEMS}")
+            return data
+        system = legacy.get("accounting_system", AccountingSystem.TRIPLETEX.value)
+        if system == AccountingSystem.TRIPLETEX:
+            table = legacy.get("tripletex")
+            data["accounting"] = (
+                {**table, "system": system} if isinstance(table, dict) else table if table is not None
+                else _LegacyProblem("accounting_system is 'tripletex' but the [tripletex] settings are missing "
+                                    "(or write them as [office.accounting] with system = \"tripletex\")"))
+        elif system == AccountingSystem.FINAGO:
+            data["accounting"] = _LegacyProblem(
+                "accounting_system is 'finago' but its settings are missing: write [office.accounting] with "
+                "system = \"finago\" and the 24SevenOffice settings")
+        else:
+            data["accounting"] = {"system": system}  # refused by _known_system, which names the known systems
+        return data
+
+    @field_validator("accounting", mode="before")
+    @classmethod
+    def _known_system(cls, value: Any) -> Any:
+        # Before the union, so an unknown or missing system gets one message naming every system served.
+        if isinstance(value, _LegacyProblem):
+            raise ValueError(value.message)
+        if isinstance(value, dict):
+            system = value.get("system")
+            if system is None:
+                raise ValueError(f"[office.accounting] needs system = one of {_KNOWN_SYSTEMS}")
+            if not isinstance(system, str) or system not in _SETTINGS_BY_SYSTEM:
+                raise ValueError(f"accounting system {system!r} is not one this service serves; known systems: "
+                                 f"{_KNOWN_SYSTEMS}")
+        return value
+
+    @field_validator(*_TRIPLETEX_ONLY)
+    @classmethod
+    def _tripletex_only(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for options given in the file; ``accounting`` is declared first, so it is in ``info.data``
+        # when it was valid (if not, its own problem is listed and this check waits).
+        field = info.field_name or ""
+        default = cls.model_fields[field].get_default(call_default_factory=True)
+        if isinstance(info.data.get("accounting"), FinagoSettings) and value != default:
+            raise ValueError(f"{field} is a Tripletex option and this office uses 24SevenOffice; "
+                             f"{_TRIPLETEX_ONLY[field]}")
+        return value
 
     @field_validator("article_mapping")
     @classmethod
@@ -126,21 +230,30 @@ class OfficeConfig(BaseModel):
                 raise ValueError("article numbers must not be empty")
         return value
 
-    @field_validator("tripletex")
-    @classmethod
-    def _system_settings(cls, value: TripletexSettings | None, info: ValidationInfo) -> TripletexSettings | None:
-        # A field validator, not a model validator: it also runs when other fields of the office are invalid,
-        # so this problem is listed with the others instead of surfacing only after they are fixed.
-        if value is None and info.data.get("accounting_system") is AccountingSystem.TRIPLETEX:
-            raise ValueError("accounting_system is 'tripletex' but the [tripletex] settings are missing")
-        return value
+    @property
+    def accounting_system(self) -> AccountingSystem:
+        return AccountingSystem(self.accounting.system)
+
+    @property
+    def tripletex(self) -> TripletexSettings | None:
+        """The Tripletex settings, or None when the office uses another system."""
+        return self.accounting if isinstance(self.accounting, TripletexSettings) else None
+
+    @property
+    def finago(self) -> FinagoSettings | None:
+        """The 24SevenOffice settings, or None when the office uses another system."""
+        return self.accounting if isinstance(self.accounting, FinagoSettings) else None
 
     def secret_refs(self) -> dict[str, SecretRef]:
         """Every secret reference of the office, by its field path (for start-up checks)."""
         refs: dict[str, SecretRef] = {"qondor.subscription_key": self.qondor.subscription_key}
-        if self.tripletex:
+        if self.tripletex:  # "tripletex.*" in either form: the names operators and the activities already use
             refs["tripletex.consumer_token"] = self.tripletex.consumer_token
             refs["tripletex.employee_token"] = self.tripletex.employee_token
+        if self.finago:
+            refs["accounting.application_id"] = self.finago.application_id
+            refs["accounting.username"] = self.finago.username
+            refs["accounting.password"] = self.finago.password
         if self.slack:
             if self.slack.webhook_url:
                 refs["slack.webhook_url"] = self.slack.webhook_url
@@ -176,16 +289,37 @@ class ServiceConfig(BaseModel):
 
 
 def _where(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    """'office 2 (Oslo) -> tripletex.consumer_token' from a pydantic error location."""
+    """'office 2 (Oslo) -> tripletex.consumer_token' from a pydantic error location.
+
+    Inside ``accounting`` the union's tag is dropped (``accounting.department_id``, not
+    ``accounting.finago.department_id``), and an office in the old form is named by what it wrote
+    (``tripletex.consumer_token``, ``accounting_system``).
+    """
     if len(loc) >= 2 and loc[0] == "offices" and isinstance(loc[1], int):
         offices = data.get("offices") or []
         raw = offices[loc[1]] if loc[1] < len(offices) and isinstance(offices[loc[1]], dict) else {}
         label = f"office #{loc[1] + 1}"
         if "id" in raw:
             label = f"office {raw['id']}" + (f" ({raw['name']})" if raw.get("name") else "")
-        rest = ".".join(str(p) for p in loc[2:])
+        path = list(loc[2:])
+        if path[:1] == ["accounting"]:
+            if len(path) > 1 and path[1] in _SETTINGS_BY_SYSTEM:
+                del path[1]
+            if raw.get("accounting") is None:
+                path[0] = _old_form_name(raw)
+        rest = ".".join(str(p) for p in path)
         return f"{label} -> {rest}" if rest else label
     return ".".join(str(p) for p in loc) or "file"
+
+
+def _old_form_name(raw: dict[str, Any]) -> str:
+    """Where an office without ``[office.accounting]`` wrote what ``accounting`` now holds."""
+    system = raw.get("accounting_system")
+    if system is not None and system != AccountingSystem.TRIPLETEX:
+        return "accounting_system"
+    if system is None and raw.get("tripletex") is None:
+        return "accounting"  # nothing written at all: the message asks for [office.accounting]
+    return "tripletex"
 
 
 def _raw_offices(data: dict[str, Any]) -> list[Any]:

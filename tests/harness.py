@@ -29,7 +29,7 @@ from domain.config import AccountingSystem, ServiceConfig
 from domain.qondor import QueueStatus
 from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
 from emulators.qondor.app import create_app as create_qondor_app
-from emulators.qondor.sample import sample_office_data
+from emulators.qondor.sample import sample_office_data, without_customer_references
 from emulators.server import RunningServer, serve_in_thread
 from store import Store
 from workers.devstack import demo_config, office_document
@@ -183,7 +183,11 @@ def new_stack(
     office_id = next(_office_ids)
     qondor_app = create_qondor_app()
     qondor_app.state.qondor.configure_rate_limit(enabled=False)
-    qondor_app.state.qondor.seed(seed if seed is not None else sample_office_data(office_id))
+    if seed is None:
+        seed = sample_office_data(office_id)
+        if system is AccountingSystem.FINAGO:
+            seed = without_customer_references(seed)
+    qondor_app.state.qondor.seed(seed)
     accounting_app = SYSTEMS[system].create_emulator()
     servers: list[RunningServer] = []
     qondor_url, accounting_url = "http://qondor.test", f"http://{system.value}.test"

@@ -14,11 +14,14 @@ from domain.config import (
     AccountingSystem,
     ArticleMapping,
     ConfigFileError,
+    FinagoArticleMapping,
+    FinagoSettings,
     Flow,
     InvoiceMode,
     SecretRef,
     ServiceConfig,
     SlackSettings,
+    TripletexSettings,
     load_config,
     parse_config,
 )
@@ -28,7 +31,11 @@ SECRET_VALUES = {
     "TEST_TT_CONSUMER": "tt-consumer-value-2",
     "TEST_TT_EMPLOYEE": "tt-employee-value-3",
     "TEST_SLACK_HOOK": "https://hooks.slack.invalid/services/T/B/slack-hook-value-4",
+    "TEST_24SO_APP": "24so-application-id-value-5",
+    "TEST_24SO_USER": "24so-username-value-6",
+    "TEST_24SO_PASSWORD": "24so-password-value-7",
 }
+KNOWN_SYSTEMS = "known systems: 'tripletex' (Tripletex), 'finago' (24SevenOffice / Finago Office)"
 
 VALID_TOML = """
 [[office]]
@@ -58,10 +65,49 @@ webhook_url = { env = "TEST_SLACK_HOOK" }
 [[office]]
 id = 2
 name = "Bergen"
-accounting_system = "finago"
 
 [office.qondor]
 subscription_key = { env = "TEST_QONDOR_KEY" }
+
+[office.accounting]
+system = "finago"
+application_id = { env = "TEST_24SO_APP" }
+username = { env = "TEST_24SO_USER" }
+password = { env = "TEST_24SO_PASSWORD" }
+department_id = 3
+misc_product_id = 900
+misc_product_category_id = 90
+card_payment_method_id = 5
+
+[office.accounting.article_mapping]
+"3000" = { product_id = 101 }
+"3100" = { category_id = 20 }
+"""
+
+NEW_FORM_TRIPLETEX_TOML = """
+[[office]]
+id = 1
+name = "Oslo"
+flows = ["invoices", "payments", "customers_projects"]
+invoice_mode = "order"
+card_payment_type_id = 12
+
+[office.qondor]
+subscription_key = { env = "TEST_QONDOR_KEY" }
+
+[office.accounting]
+system = "tripletex"
+base_url = "http://127.0.0.1:9000/v2"
+consumer_token = { env = "TEST_TT_CONSUMER" }
+employee_token = { env = "TEST_TT_EMPLOYEE" }
+company_id = 42
+
+[office.article_mapping]
+"3000" = { vat_type = "3" }
+"3100" = { product = "100" }
+
+[office.slack]
+webhook_url = { env = "TEST_SLACK_HOOK" }
 """
 
 
@@ -85,6 +131,16 @@ def office(office_id: int = 1, name: str = "Oslo", **overrides: Any) -> dict[str
         else:
             raw[key] = value
     return raw
+
+
+def finago_office(office_id: int = 2, name: str = "Bergen", **overrides: Any) -> dict[str, Any]:
+    """A valid 24SevenOffice office in the new form; ``overrides`` as for :func:`office`."""
+    accounting = {
+        "system": "finago", "application_id": {"env": "TEST_24SO_APP"}, "username": {"env": "TEST_24SO_USER"},
+        "password": {"env": "TEST_24SO_PASSWORD"}, "department_id": 3, "misc_product_id": 900,
+        "misc_product_category_id": 90,
+    }
+    return office(office_id, name, **{"tripletex": None, "accounting": accounting, **overrides})
 
 
 def problems_of(data: dict[str, Any], **kwargs: Any) -> list[str]:
@@ -114,9 +170,51 @@ def test_valid_toml_loads(tmp_path: Path) -> None:
     assert oslo.vat_mapping_for("3100") == ArticleMapping(product="100")
     assert oslo.vat_mapping_for("9999") is None and oslo.vat_mapping_for(None) is None
     assert oslo.slack == SlackSettings(webhook_url=SecretRef(env="TEST_SLACK_HOOK"))
+    assert oslo.accounting is oslo.tripletex and oslo.finago is None
     assert (bergen.id, bergen.accounting_system, bergen.tripletex) == (2, AccountingSystem.FINAGO, None)
+    assert bergen.finago is bergen.accounting and bergen.finago is not None
+    assert (bergen.finago.department_id, bergen.finago.card_payment_method_id) == (3, 5)
+    assert bergen.finago.application_id == SecretRef(env="TEST_24SO_APP")
+    assert bergen.finago.article_mapping == {"3000": FinagoArticleMapping(product_id=101),
+                                             "3100": FinagoArticleMapping(category_id=20)}
+    assert bergen.article_mapping == {} and bergen.card_payment_type_id is None  # the Tripletex options
     assert bergen.flows == {Flow.INVOICES, Flow.PAYMENTS}  # the default
     assert config.office(2) is bergen
+
+
+def test_legacy_tripletex_office_means_the_same_as_the_new_form(tmp_path: Path) -> None:
+    """Files written before [office.accounting] keep loading: accounting_system + [office.tripletex]."""
+    legacy, new_form = tmp_path / "legacy.toml", tmp_path / "new.toml"
+    legacy.write_text(VALID_TOML.split("[[office]]\nid = 2")[0], encoding="utf-8")
+    new_form.write_text(NEW_FORM_TRIPLETEX_TOML, encoding="utf-8")
+
+    [oslo] = load_config(legacy).offices
+
+    assert load_config(legacy) == load_config(new_form)
+    assert oslo.accounting == TripletexSettings(base_url="http://127.0.0.1:9000/v2", company_id=42,
+                                                consumer_token=SecretRef(env="TEST_TT_CONSUMER"),
+                                                employee_token=SecretRef(env="TEST_TT_EMPLOYEE"))
+    without_system = parse_config({"office": [office()]}).offices[0]  # accounting_system left out: Tripletex
+    assert without_system.accounting_system is AccountingSystem.TRIPLETEX and without_system.tripletex is not None
+
+
+def test_the_deploy_example_loads_with_both_systems() -> None:
+    example = Path(__file__).resolve().parent.parent / "deploy" / "offices.example.toml"
+
+    config = load_config(example, check_secrets=False)
+
+    assert [(o.id, o.accounting_system) for o in config.offices] == [
+        (2, AccountingSystem.TRIPLETEX), (7, AccountingSystem.TRIPLETEX), (9, AccountingSystem.FINAGO)]
+    stavanger = config.office(9).finago
+    assert stavanger is not None and stavanger.article_mapping["3100"] == FinagoArticleMapping(category_id=20)
+    assert "accounting.password" in config.office(9).secret_refs()
+
+
+def test_every_accounting_system_has_a_settings_model() -> None:
+    [oslo, bergen] = parse_config({"office": [office(), finago_office()]}).offices
+
+    assert {oslo.accounting.system, bergen.accounting.system} == {s.value for s in AccountingSystem}
+    assert isinstance(oslo.accounting, TripletexSettings) and isinstance(bergen.accounting, FinagoSettings)
 
 
 def test_valid_yaml_describes_the_same_offices(tmp_path: Path) -> None:
@@ -181,6 +279,25 @@ def test_secret_refs_lists_every_reference_by_field() -> None:
     }
 
 
+def test_secret_refs_of_a_finago_office() -> None:
+    [bergen] = parse_config({"office": [finago_office()]}).offices
+
+    assert bergen.secret_refs() == {
+        "qondor.subscription_key": SecretRef(env="TEST_QONDOR_KEY"),
+        "accounting.application_id": SecretRef(env="TEST_24SO_APP"),
+        "accounting.username": SecretRef(env="TEST_24SO_USER"),
+        "accounting.password": SecretRef(env="TEST_24SO_PASSWORD"),
+    }
+
+
+def test_a_missing_finago_secret_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_24SO_PASSWORD")
+
+    problems = problems_of({"office": [office(), finago_office()]})
+
+    assert problems == ["office 2 (Bergen) -> accounting.password: environment variable TEST_24SO_PASSWORD is not set"]
+
+
 # -- one error listing every problem ---------------------------------------------------------------------------
 
 
@@ -203,7 +320,7 @@ def test_several_problems_across_two_offices_make_one_error_listing_each() -> No
         ("office 1 (Oslo) -> article_mapping.3000:", "exactly one of 'vat_type' or 'product'"),
         ("office 2 (Bergen) -> queue_poll_seconds:", "greater than 0"),
         ("office 2 (Bergen) -> colour:", "Extra inputs are not permitted"),
-        ("office 2 (Bergen) -> tripletex:", "[tripletex] settings are missing"),
+        ("office 2 (Bergen) -> accounting:", "the accounting settings are missing"),
     ]
     for where, why in expected:
         assert any(p.startswith(where) and why in p for p in problems), (where, problems)
@@ -284,12 +401,93 @@ def test_article_mapped_to_both_vat_type_and_product_is_rejected() -> None:
     ]
 
 
-def test_tripletex_office_without_tripletex_settings_is_rejected() -> None:
-    [problem] = problems_of({"office": [office(tripletex=None)]})
+def test_an_office_without_accounting_settings_is_rejected() -> None:
+    [nothing] = problems_of({"office": [office(tripletex=None)]})
+    [old_form] = problems_of({"office": [office(tripletex=None, accounting_system="tripletex")]})
 
-    assert problem.startswith("office 1 (Oslo)")
-    assert "accounting_system is 'tripletex' but the [tripletex] settings are missing" in problem
-    assert parse_config({"office": [office(tripletex=None, accounting_system="finago")]}).offices[0].tripletex is None
+    assert nothing == ("office 1 (Oslo) -> accounting: Value error, the accounting settings are missing: give "
+                       f"[office.accounting] with system = one of {KNOWN_SYSTEMS.removeprefix('known systems: ')}")
+    assert old_form.startswith("office 1 (Oslo) -> tripletex: ")
+    assert "accounting_system is 'tripletex' but the [tripletex] settings are missing" in old_form
+    [legacy_finago] = problems_of({"office": [office(tripletex=None, accounting_system="finago")]})
+    assert legacy_finago.startswith("office 1 (Oslo) -> accounting_system: ")
+    assert 'write [office.accounting] with system = "finago"' in legacy_finago
+
+
+@pytest.mark.parametrize(
+    "accounting",
+    [{"system": "visma", "api_key": {"env": "X"}}, {"system": 7}],
+)
+def test_an_unknown_accounting_system_is_refused_naming_the_known_ones(accounting: dict[str, Any]) -> None:
+    problems = problems_of({"office": [office(), office(2, "Bergen", tripletex=None, accounting=accounting,
+                                                         queue_poll_seconds=0)]})
+
+    assert problems == [
+        f"office 2 (Bergen) -> accounting: Value error, accounting system {accounting['system']!r} is not one this "
+        f"service serves; {KNOWN_SYSTEMS}",
+        "office 2 (Bergen) -> queue_poll_seconds: Input should be greater than 0",  # still listed beside it
+    ]
+
+
+def test_an_unknown_system_in_the_old_form_and_a_missing_system_are_refused() -> None:
+    [old_form] = problems_of({"office": [office(accounting_system="visma")]})
+    [no_system] = problems_of({"office": [office(tripletex=None, accounting={"base_url": "x"})]})
+
+    assert old_form == f"office 1 (Oslo) -> accounting_system: Value error, accounting system 'visma' is not one " \
+                       f"this service serves; {KNOWN_SYSTEMS}"
+    assert no_system.startswith("office 1 (Oslo) -> accounting: Value error, [office.accounting] needs system = ")
+    assert "'finago' (24SevenOffice / Finago Office)" in no_system
+
+
+def test_settings_errors_are_named_where_the_file_has_them() -> None:
+    legacy = office(tripletex={"employee_token": {"env": "TEST_TT_EMPLOYEE"}, "colour": "blue"})
+    broken_finago = finago_office()
+    broken_finago["accounting"] = {k: v for k, v in broken_finago["accounting"].items() if k != "department_id"}
+
+    problems = problems_of({"office": [legacy, broken_finago]})
+
+    assert problems == [
+        "office 1 (Oslo) -> tripletex.consumer_token: Field required",
+        "office 1 (Oslo) -> tripletex.colour: Extra inputs are not permitted",
+        "office 2 (Bergen) -> accounting.department_id: Field required",
+    ]
+
+
+def test_a_finago_article_maps_to_exactly_one_of_product_or_category() -> None:
+    bergen = finago_office()
+    bergen["accounting"]["article_mapping"] = {"3000": {"product_id": 1, "category_id": 2}, "3100": {}}
+
+    problems = problems_of({"office": [bergen]})
+
+    why = "Value error, map an article to exactly one of 'product_id' or 'category_id'"
+    assert problems == [f"office 2 (Bergen) -> accounting.article_mapping.3000: {why}",
+                        f"office 2 (Bergen) -> accounting.article_mapping.3100: {why}"]
+
+
+def test_old_and_new_form_do_not_mix() -> None:
+    mixed = finago_office(tripletex={"consumer_token": {"env": "TEST_TT_CONSUMER"}}, accounting_system="finago")
+
+    [problem] = problems_of({"office": [mixed]})
+
+    assert problem.startswith("office 2 (Bergen) -> accounting: Value error, accounting_system and tripletex belong "
+                              "to the old form")
+
+
+def test_a_finago_office_refuses_the_tripletex_options_saying_where_its_own_are() -> None:
+    bergen = finago_office(article_mapping={"3000": {"vat_type": "3"}}, card_payment_type_id=12,
+                           invoice_mode="order", send_to_customer=True)
+
+    problems = problems_of({"office": [bergen]})
+
+    prefix = "office 2 (Bergen) -> {}: Value error, {} is a Tripletex option and this office uses 24SevenOffice; "
+    assert [p.split("; ")[0] + "; " for p in problems] == [
+        prefix.format(f, f) for f in ("invoice_mode", "send_to_customer", "article_mapping", "card_payment_type_id")
+    ]
+    assert "[office.accounting.article_mapping] with product_id or category_id" in problems[2]
+    assert "card_payment_method_id in [office.accounting]" in problems[3]
+    assert "send_to_factoring" in problems[0] and "send_to_factoring" in problems[1]
+    defaults = finago_office(invoice_mode="invoice", send_to_customer=False, article_mapping={})
+    assert parse_config({"office": [defaults]}).offices[0].finago is not None  # defaults written out are harmless
 
 
 def test_a_bot_token_needs_a_channel() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.secrets import SecretRef
 
@@ -22,6 +22,13 @@ class FinagoArticleMapping(BaseModel):
 
     product_id: int | None = None
     category_id: int | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FinagoArticleMapping:
+        # Both or neither would leave the row's product to a guess; the file says which one it means.
+        if (self.product_id is None) == (self.category_id is None):
+            raise ValueError("map an article to exactly one of 'product_id' or 'category_id'")
+        return self
 
 
 class FinagoSettings(BaseModel):

@@ -328,6 +328,13 @@ def bad_items(office_id: int = 2, start_id: int = 9000) -> dict[str, dict[str, A
     }
 
 
+def without_customer_references(seed: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed with no customer External Reference: an office new to 24SevenOffice, where that field holds the
+    24SevenOffice company id the sync writes back (the sample's ``qc-...`` references are another system's)."""
+    customers = [{k: v for k, v in c.items() if k != "externalReference"} for c in seed.get("customers", [])]
+    return {**seed, "customers": customers}
+
+
 def merge_seeds(*docs: Mapping[str, Any]) -> dict[str, Any]:
     """Concatenate seed documents list by list (later records with the same id win when seeded)."""
     merged: dict[str, list[Any]] = {}
