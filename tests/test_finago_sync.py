@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,26 @@ async def test_factoring_invoices_at_once_and_credit_notes_close_the_original(
         assert duplicates(stack) == {}
     finally:
         await stack.close()
+
+
+async def test_the_sweep_sees_payments_within_its_look_back_window_with_their_payment_date(finago: Stack) -> None:
+    """A payment registered before the look-back window (30 days) is not read by the sweep (the workflow's own
+    fallback check covers it); one inside is, and Qondor gets the date the payment has in 24SevenOffice."""
+    stack, q = finago, ids(finago)
+    await stack.discover()
+    for n in (OFFER_1, FORM):
+        await stack.wait_for_state(q[n], SyncState.AWAITING_PAYMENT)
+    orders = orders_by_reference(stack)
+    books = stack.accounting
+    old, recent = (books.invoice_order(orders[str(q[n])][0]["OrderId"]) for n in (OFFER_1, FORM))
+    books.advance(-timedelta(days=40))
+    books.register_payment(old["InvoiceId"], Decimal(str(old["OrderTotalIncVat"])))
+    books.advance(timedelta(days=30))  # ten days ago
+    books.register_payment(recent["InvoiceId"], Decimal(str(recent["OrderTotalIncVat"])))
+    books.advance(timedelta(days=10))
+    result = await sweep(stack.client, stack.office_id)
+    assert (result.paid, result.signalled) == (1, 1)
+    await stack.wait_for_qondor(q[FORM], QueueStatus.PAID)
+    assert stack.qondor.invoice_model(q[FORM]).paid_date == date.today() - timedelta(days=10)
+    assert stack.qondor.status_of(q[OFFER_1]) == QueueStatus.PROCESSED
+    assert (await stack.status(q[OFFER_1])).state is SyncState.AWAITING_PAYMENT

@@ -106,8 +106,16 @@ class FinagoAdapter:
         await self._rows(request)
 
     async def _rows(self, request: StepRequest) -> list[dict[str, Any]]:
+        """The order rows; a mapping problem found with cached products is checked again against a fresh read,
+        so an operator's fix in 24SevenOffice is seen by the next attempt (the resync)."""
+        try:
+            return self._rows_from(request, await self._catalog(request.office_id))
+        except ConfigurationError:
+            self._catalogs.pop(request.office_id, None)
+            return self._rows_from(request, await self._catalog(request.office_id))
+
+    def _rows_from(self, request: StepRequest, catalog: _Catalog) -> list[dict[str, Any]]:
         settings = self._settings(request.office_id)
-        catalog = await self._catalog(request.office_id)
         products = []
         for line in request.bundle.invoice.lines:
             product = product_for_line(line, settings, catalog.products, catalog.by_category, catalog.category_by_no)
