@@ -22,10 +22,11 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from accounting.adapter import AccountingAdapter, Match, Original, Party, Skipped
+from accounting.adapter import AccountingAdapter, Match, Original, Party, PaymentObservation, Skipped
 from activities.common import AsyncStore, KeyLocks, OfficeClients, activities_of, attempt, audit, classified
+from clients.qondor import QondorValidationError
 from domain.errors import DataError
-from domain.qondor import InvoiceKind
+from domain.qondor import InvoiceKind, SetAsProcessed
 from domain.rules import describe, fingerprint, validate_bundle
 from domain.sync import (
     CheckPaymentRequest,
@@ -38,6 +39,7 @@ from domain.sync import (
     SweepResult,
     SyncState,
 )
+from store.records import TrackedInvoice
 
 log = logging.getLogger(__name__)
 
@@ -307,18 +309,9 @@ class AccountingActivities:
                     )
                     if tracked is None:
                         continue
+                    if tracked.accounting_invoice_id is None:
+                        await self._invoiced(office_id, tracked, seen)
                     if seen.notice is None:
-                        if tracked.accounting_invoice_id is None:  # order mode: remember the invoice made from it
-                            await self.store.track_invoice(
-                                office_id,
-                                self.system,
-                                tracked.qondor_invoice_id,
-                                workflow_id=tracked.workflow_id,
-                                invoice_date=tracked.invoice_date,
-                                accounting_invoice_id=seen.invoice_id,
-                                accounting_order_id=tracked.accounting_order_id,
-                                amount=tracked.amount,
-                            )
                         continue
                     if seen.notice.state is SyncState.PAID:
                         result.paid += 1
@@ -328,6 +321,38 @@ class AccountingActivities:
                         result.signalled += 1
             result.api_calls = result.pages
             return result
+
+    async def _invoiced(self, office_id: int, tracked: TrackedInvoice, seen: PaymentObservation) -> None:
+        """Finance invoiced one of our orders: Qondor learns the invoice number (a repeated SetAsProcessed fills
+        it in), then the store remembers the invoice, so payments are matched by it from now on."""
+        number = seen.invoice_number or seen.invoice_id
+        try:
+            await self.clients.qondor(office_id).set_as_processed(
+                SetAsProcessed(invoice_id=tracked.qondor_invoice_id, external_invoice_number=number)
+            )
+        except QondorValidationError as exc:  # e.g. already Paid in Qondor: the number is shown there already
+            log.warning("could not report invoice number %s of Qondor invoice %s: %s", number,
+                        tracked.qondor_invoice_id, exc)
+        await self.store.track_invoice(
+            office_id,
+            self.system,
+            tracked.qondor_invoice_id,
+            workflow_id=tracked.workflow_id,
+            invoice_date=tracked.invoice_date,
+            accounting_invoice_id=seen.invoice_id,
+            accounting_order_id=tracked.accounting_order_id,
+            amount=tracked.amount,
+        )
+        await audit(
+            self.store,
+            office_id=office_id,
+            system=self.system,
+            action="invoiced",
+            entity="invoice",
+            accounting_id=seen.invoice_id,
+            qondor_key=str(tracked.qondor_invoice_id),
+            detail={"order": tracked.accounting_order_id, "invoiceNumber": number},
+        )
 
     async def _signal(self, workflow_id: str, notice: PaymentNotice) -> bool:
         assert self.temporal is not None, "the sweep needs a Temporal client to signal workflows"

@@ -359,7 +359,7 @@ async def test_rejected_credentials_wait_for_an_operator_instead_of_retrying_sil
     stack = new_stack(temporal_env.client, tmp_path)
     office = stack.config.offices[0]
     doc = office.model_dump(mode="json")
-    doc["tripletex"]["employee_token"] = {"env": "WRONG_EMPLOYEE_TOKEN"}
+    doc["accounting"]["employee_token"] = {"env": "WRONG_EMPLOYEE_TOKEN"}
     stack.config = parse_config({"offices": [doc]})
     stack.start_worker()
     try:

@@ -141,8 +141,12 @@ async def test_finance_invoices_and_the_customer_pays_then_qondor_is_paid(finago
     await stack.wait_for_state(q[OFFER_1], SyncState.AWAITING_PAYMENT)
     order = orders_by_reference(stack)[str(q[OFFER_1])][0]
     invoiced = stack.accounting.invoice_order(order["OrderId"])
+    assert stack.qondor.invoice_model(q[OFFER_1]).external_invoice_number is None  # an offer has no number yet
     first = await sweep(stack.client, stack.office_id)
     assert first.signalled == 0  # invoiced, not paid yet
+    # The sweep saw finance invoice the offer: Qondor shows the invoice number, and keeps the order id.
+    assert stack.qondor.invoice_model(q[OFFER_1]).external_invoice_number == str(invoiced["InvoiceId"])
+    assert stack.qondor.invoice_model(q[OFFER_1]).external_reference == str(order["OrderId"])
     stack.accounting.register_payment(invoiced["InvoiceId"], Decimal(str(invoiced["OrderTotalIncVat"])))
     result = await sweep(stack.client, stack.office_id)
     assert result.paid >= 1 and result.signalled >= 1

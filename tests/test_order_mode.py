@@ -108,6 +108,9 @@ async def test_order_mode_creates_orders_and_the_payment_of_an_invoiced_order_re
     first = await sweep(stack.client, office)
     assert (first.paid, first.signalled) == (0, 0)
     assert (await stack.status(base + OFFER_1)).state is SyncState.AWAITING_PAYMENT
+    # Qondor learns the number of the invoice finance made from the order; the other items still have none.
+    assert stack.qondor.invoice_model(base + OFFER_1).external_invoice_number == str(invoice["invoiceNumber"])
+    assert stack.qondor.invoice_model(base + OFFER_2).external_invoice_number is None
 
     # The customer pays; the next sweep tells the workflow, which sets the item Paid in Qondor.
     await stack.tripletex_pay(invoice["id"], Decimal(str(invoice["amount"])))

@@ -399,6 +399,7 @@ class TripletexAdapter:
                     invoice_id=str(found["id"]),
                     order_ids=[str(o["id"]) for o in found.get("orders") or [] if o.get("id") is not None],
                     notice=_payment_notice(found),
+                    invoice_number=str(found["invoiceNumber"]) if found.get("invoiceNumber") is not None else None,
                 )
                 for found in page
             ]

@@ -669,7 +669,8 @@ class QondorState:
         """Apply one SetAs* call; return ``"applied"`` or ``"repeat"`` (idempotent no-op).
 
         Raises :class:`NotFoundError` for an unknown invoice and :class:`RuleViolation` (``errors.InvoiceId``)
-        for every transition the state machine does not allow. A repeat keeps the values of the first call.
+        for every transition the state machine does not allow. A repeat keeps the values of the first call,
+        except that a repeated SetAsProcessed may add an external invoice number the item does not have yet.
         """
         required, target = _TRANSITIONS[operation]
         invoice_id = body.invoice_id
@@ -681,7 +682,8 @@ class QondorState:
                 raise NotFoundError(message)
             current = QueueStatus(invoice["status"])
             if current == target:
-                self._record_call(operation, invoice_id, raw_body, "repeat", current, current, 200, None)
+                outcome = "completed" if self._completes(invoice, body) else "repeat"
+                self._record_call(operation, invoice_id, raw_body, outcome, current, current, 200, None)
                 return "repeat"
             if current != required:
                 message = self._illegal(invoice_id, operation, current, required)
@@ -691,6 +693,16 @@ class QondorState:
             self.history[invoice_id].append(self._history_entry(target, operation))
             self._record_call(operation, invoice_id, raw_body, "applied", current, target, 200, None)
             return "applied"
+
+    @staticmethod
+    def _completes(invoice: dict[str, Any], body: SetAsProcessed | SetAsFailed | SetAsPaid) -> bool:
+        """A repeated SetAsProcessed may add the external invoice number the first call could not know (the
+        finance system numbers an order when finance invoices it); it never changes a number already set."""
+        number = body.external_invoice_number if isinstance(body, SetAsProcessed) else None
+        if not number or invoice.get("externalInvoiceNumber"):
+            return False
+        invoice["externalInvoiceNumber"] = number
+        return True
 
     @staticmethod
     def _illegal(invoice_id: int, operation: str, current: QueueStatus, required: QueueStatus) -> str:
