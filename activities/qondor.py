@@ -1,8 +1,9 @@
 """Qondor activities: read a queue item with everything it needs, report outcomes, poll the queue.
 
 All run on the Qondor task queue so Qondor's rate limit (10 calls/s) applies across workers. The
-``SetAs*`` steps read the item's state first and skip a transition already made, so a retry after a
-lost response is harmless whatever Qondor answers to a repeated call.
+``SetAs*`` steps call Qondor directly (no read first: one request in the common case); when Qondor refuses
+the transition (400), the item is read, and one already at (or past) the target counts as done, so a retry
+after a lost response is harmless whatever Qondor answers to a repeated call.
 """
 
 from __future__ import annotations

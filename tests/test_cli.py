@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from workers.devstack import free_port
 
@@ -68,3 +69,50 @@ def test_emulator_command_serves_the_tripletex_emulator(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _serve(args: list[str], probe: str) -> tuple[subprocess.Popen[str], httpx.Response]:
+    """Start ``qondor-sync emulator ...`` and wait until ``probe`` (a path) answers."""
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "emulator", *args, "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return proc, httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2)
+        except httpx.TransportError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.terminate()
+                raise
+            time.sleep(0.2)
+
+
+def test_emulator_command_serves_the_24sevenoffice_emulator_and_its_wsdls() -> None:
+    proc, wsdl = _serve(["finago"], "/authenticate/v001/authenticate.asmx?WSDL")
+    try:
+        assert wsdl.status_code == 200 and "wsdl:definitions" in wsdl.text
+        assert "Login" in wsdl.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_emulator_command_seeds_the_demo_offices_the_24sevenoffice_one_without_references() -> None:
+    proc, state = _serve(["qondor", "--seed", "demo"], "/_admin/state")
+    try:
+        customers = {c["id"]: c for c in state.json()["customers"]}
+        assert set(customers) == {2001, 2002, 2003, 3001, 3002, 3003}
+        assert all(customers[i].get("externalReference") for i in (2001, 2002, 2003))
+        assert not any(customers[i].get("externalReference") for i in (3001, 3002, 3003))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_list_filters_by_accounting_system() -> None:
+    from workers.cli import build_parser
+
+    args = build_parser().parse_args(["list", "--system", "finago", "--state", "awaiting_payment"])
+    assert args.system == "finago"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["list", "--system", "visma"])

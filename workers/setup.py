@@ -1,7 +1,8 @@
 """Idempotent per-office setup on a Temporal namespace: queue pollers and payment-sweep Schedules.
 
 Run at every worker start (and by ``qondor-sync setup``): a poller already running is joined, a
-Schedule that exists is updated to the office file's interval.
+Schedule that exists is updated to the office file's interval. The same for every accounting system: the
+workflows carry the office's system and route its activities to that system's task queue.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def sweep_schedule(office: OfficeConfig) -> Schedule:
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=office.payment_sweep_minutes))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(minutes=10)),
-        state=ScheduleState(note=f"Payment sweep of office {office.id} ({office.name})"),
+        state=ScheduleState(
+            note=f"Payment sweep of office {office.id} ({office.name}) in {office.accounting_system.value}"
+        ),
     )
 
 
@@ -74,7 +77,7 @@ async def start_poller(client: Client, office: OfficeConfig) -> None:
         id=poller_id(office.id),
         task_queue=WORKFLOW_QUEUE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Invoicing-queue poller of office {office.id}",
+        static_summary=f"Invoicing-queue poller of office {office.id} -> {office.accounting_system.value}",
     )
 
 
@@ -85,7 +88,13 @@ async def setup_offices(client: Client, config: ServiceConfig) -> None:
             await start_poller(client, office)
         if Flow.PAYMENTS in office.flows:
             await upsert_schedule(client, sweep_schedule_id(office.id), sweep_schedule(office))
-        log.info("office %s (%s): flows %s set up", office.id, office.name, sorted(f.value for f in office.flows))
+        log.info(
+            "office %s (%s, %s): flows %s set up",
+            office.id,
+            office.name,
+            office.accounting_system.value,
+            sorted(f.value for f in office.flows),
+        )
 
 
 async def trigger_sweep(client: Client, office_id: int) -> None:
