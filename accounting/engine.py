@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 
 from accounting.adapter import AccountingAdapter, Match, Original, Party, PaymentObservation, Skipped
 from activities.common import AsyncStore, KeyLocks, OfficeClients, activities_of, attempt, audit, classified
-from clients.qondor import QondorValidationError
+from clients.qondor import QondorNotFoundError, QondorValidationError
 from domain.errors import DataError
 from domain.qondor import InvoiceKind, SetAsProcessed
 from domain.rules import describe, fingerprint, validate_bundle
@@ -330,7 +330,8 @@ class AccountingActivities:
             await self.clients.qondor(office_id).set_as_processed(
                 SetAsProcessed(invoice_id=tracked.qondor_invoice_id, external_invoice_number=number)
             )
-        except QondorValidationError as exc:  # e.g. already Paid in Qondor: the number is shown there already
+        except (QondorValidationError, QondorNotFoundError) as exc:
+            # Already Paid in Qondor (it shows the number), or the item was deleted there: the sweep goes on.
             log.warning("could not report invoice number %s of Qondor invoice %s: %s", number,
                         tracked.qondor_invoice_id, exc)
         await self.store.track_invoice(

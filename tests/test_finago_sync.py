@@ -139,8 +139,12 @@ async def test_finance_invoices_and_the_customer_pays_then_qondor_is_paid(finago
     stack, q = finago, ids(finago)
     await stack.discover()
     await stack.wait_for_state(q[OFFER_1], SyncState.AWAITING_PAYMENT)
+    await stack.wait_for_state(q[FORM], SyncState.AWAITING_PAYMENT)
     order = orders_by_reference(stack)[str(q[OFFER_1])][0]
     invoiced = stack.accounting.invoice_order(order["OrderId"])
+    # Another offer is invoiced too, but its queue item was deleted in Qondor meanwhile: the sweep goes on.
+    stack.accounting.invoice_order(orders_by_reference(stack)[str(q[FORM])][0]["OrderId"])
+    stack.qondor.delete_invoice(q[FORM])
     assert stack.qondor.invoice_model(q[OFFER_1]).external_invoice_number is None  # an offer has no number yet
     first = await sweep(stack.client, stack.office_id)
     assert first.signalled == 0  # invoiced, not paid yet

@@ -352,6 +352,11 @@ class QondorState:
         with self._lock:
             return sorted(self.invoices)
 
+    def delete_invoice(self, invoice_id: int) -> None:
+        """A queue item deleted in Qondor (a PM deletes a payment): later reads and SetAs* calls get 404."""
+        with self._lock:
+            self.invoices.pop(invoice_id, None)
+
     def status_of(self, invoice_id: int) -> QueueStatus:
         with self._lock:
             return QueueStatus(self.invoices[invoice_id]["status"])
