@@ -9,6 +9,8 @@ Rule JSON (``POST <admin prefix>/faults`` takes one rule or ``{"rules": [...]}``
     {
       "method": "POST",               # HTTP method, or "*" / omitted for any
       "path": "^/v2/invoice$",        # regular expression, re.search() against the decoded request path
+      "action": "SaveInvoices",       # optional: the SOAP operation (see below); omitted for any
+      "request_body": "<Type>Consumer</Type>",  # optional: regular expression, re.search() on the request body
       "mode": "status",               # "latency" | "status" | "drop_after_commit"
       "times": 1,                     # how many matching requests it applies to, then it disarms (null = forever)
       "after": 0,                     # let the first N matching requests through untouched first
@@ -27,9 +29,18 @@ connection mid-body, so an httpx client sees ``httpx.RemoteProtocolError``/``Rea
 ``httpx.ASGITransport`` the exception itself reaches the caller — it *is* an ``httpx.RemoteProtocolError``,
 so a client treats both cases the same way without knowing about emulators.
 
-Matching counts: every request matching ``method``+``path`` increments the rule's ``matched`` counter; the
-rule fires for matches number ``after+1`` .. ``after+times``. The first armed rule that fires wins.
-Requests whose path starts with one of ``exempt_prefixes`` (the admin API) are never faulted.
+SOAP services receive every call as a POST to the service's path, so ``method``+``path`` cannot tell one
+operation from another: ``action`` matches the request's SOAP action, read from the ``SOAPAction`` header
+(SOAP 1.1) or the ``action`` parameter of the ``Content-Type`` (SOAP 1.2), quotes stripped. The rule's value
+matches the whole action URI or its last segment (``"SaveInvoices"`` matches
+``http://24sevenoffice.com/webservices/SaveInvoices``). ``request_body`` tells apart calls of one operation
+(a card payment's ``SaveInvoices`` from an offer's); the middleware reads (and replays) the request body only
+while an armed rule asks for it.
+
+Matching counts: every request matching ``method``+``path`` (and ``action``/``request_body`` when given)
+increments the rule's ``matched`` counter; the rule fires for matches number ``after+1`` .. ``after+times``.
+The first armed rule that fires wins. Requests whose path starts with one of ``exempt_prefixes`` (the admin
+API) are never faulted.
 """
 
 from __future__ import annotations
@@ -89,6 +100,8 @@ class FaultRule:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     retry_after: float | None = None
+    action: str | None = None
+    request_body: str | None = None
     id: int = field(default_factory=lambda: next(_rule_ids))
     matched: int = 0
     applied: int = 0
@@ -104,12 +117,17 @@ class FaultRule:
             self._pattern = re.compile(self.path)
         except re.error as exc:
             raise FaultRuleError(f"path is not a valid regular expression: {exc}") from exc
+        try:
+            self._body_pattern = re.compile(self.request_body) if self.request_body is not None else None
+        except re.error as exc:
+            raise FaultRuleError(f"request_body is not a valid regular expression: {exc}") from exc
         self.method = (self.method or "*").upper()
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> FaultRule:
         """Build a rule from its JSON document, rejecting unknown keys (typos must not arm a no-op rule)."""
-        allowed = {"path", "mode", "method", "times", "after", "seconds", "status", "body", "headers", "retry_after"}
+        allowed = {"path", "mode", "method", "times", "after", "seconds", "status", "body", "headers", "retry_after",
+                   "action", "request_body"}
         unknown = set(doc) - allowed
         if unknown:
             raise FaultRuleError(f"unknown rule keys: {', '.join(sorted(unknown))}")
@@ -130,12 +148,21 @@ class FaultRule:
         return {
             "id": self.id, "method": self.method, "path": self.path, "mode": self.mode, "times": self.times,
             "after": self.after, "seconds": self.seconds, "status": self.status, "body": self.body,
-            "headers": self.headers, "retry_after": self.retry_after, "matched": self.matched,
+            "headers": self.headers, "retry_after": self.retry_after, "action": self.action,
+            "request_body": self.request_body, "matched": self.matched,
             "applied": self.applied, "armed": self.armed,
         }
 
-    def _matches(self, method: str, path: str) -> bool:
-        return (self.method == "*" or self.method == method.upper()) and self._pattern.search(path) is not None
+    @property
+    def reads_body(self) -> bool:
+        return self._body_pattern is not None
+
+    def _matches(self, method: str, path: str, action: str | None = None, body: str | None = None) -> bool:
+        if not ((self.method == "*" or self.method == method.upper()) and self._pattern.search(path) is not None):
+            return False
+        if self.action is not None and (action is None or self.action not in (action, action.rsplit("/", 1)[-1])):
+            return False
+        return self._body_pattern is None or (body is not None and self._body_pattern.search(body) is not None)
 
 
 class FaultInjector:
@@ -163,12 +190,17 @@ class FaultInjector:
         with self._lock:
             return list(self._rules)
 
-    def match(self, method: str, path: str) -> FaultRule | None:
+    def reads_body(self) -> bool:
+        """Whether an armed rule matches on the request body (only then does the middleware read it)."""
+        with self._lock:
+            return any(rule.armed and rule.reads_body for rule in self._rules)
+
+    def match(self, method: str, path: str, action: str | None = None, body: str | None = None) -> FaultRule | None:
         """Count this request against every matching rule and return the first one that fires, if any."""
         fired: FaultRule | None = None
         with self._lock:
             for rule in self._rules:
-                if not rule.armed or not rule._matches(method, path):
+                if not rule.armed or not rule._matches(method, path, action, body):
                     continue
                 rule.matched += 1
                 if fired is None and rule.matched > rule.after:
@@ -216,7 +248,11 @@ class FaultMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
-        rule = self.injector.match(scope["method"], scope["path"])
+        body: str | None = None
+        if self.injector.reads_body():
+            raw, receive = await _buffered(receive)
+            body = raw.decode("utf-8", errors="replace")
+        rule = self.injector.match(scope["method"], scope["path"], soap_action(scope), body)
         if rule is None:
             await self.app(scope, receive, send)
         elif rule.mode == "latency":
@@ -258,6 +294,42 @@ class FaultMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": True})
         raise ResponseDropped()
+
+
+def soap_action(scope: Scope) -> str | None:
+    """The request's SOAP action: the ``SOAPAction`` header (1.1), else the ``action`` media-type parameter (1.2)."""
+    headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    header = headers.get(b"soapaction")
+    if header is not None:
+        return header.strip().strip('"')
+    for part in headers.get(b"content-type", "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "action":
+            return value.strip().strip('"')
+    return None
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body, and a ``receive`` that hands it to the app as if unread."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    raw = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return raw, replay
 
 
 def _format_seconds(seconds: float) -> str:

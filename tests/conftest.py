@@ -32,9 +32,16 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
+def system(request: pytest.FixtureRequest) -> str:
+    """The accounting system of the test's stack: Tripletex, unless the test runs for every registered system
+    (``@every_system`` from ``harness``, which parametrises this fixture with the names in ``SYSTEMS``)."""
+    return getattr(request, "param", "tripletex")
+
+
+@pytest.fixture
+async def stack(temporal_env: WorkflowEnvironment, tmp_path: Path, system: str) -> AsyncIterator[Stack]:
     """A stack with the sample office seeded and the worker running on in-process emulators."""
-    s = new_stack(temporal_env.client, tmp_path)
+    s = new_stack(temporal_env.client, tmp_path, system=system)
     s.start_worker()
     yield s
     await s.close()

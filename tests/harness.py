@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from books import Books, RequestLog, books_for
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from accounting.registry import SYSTEMS
@@ -37,6 +39,10 @@ from workers.worker import SyncWorker, WorkerSettings
 
 _office_ids = itertools.count(1000 + (os.getpid() % 1000) * 10)
 
+SYSTEM_NAMES: list[str] = [spec.name for spec in SYSTEMS.values()]
+every_system = pytest.mark.parametrize("system", SYSTEM_NAMES, indirect=True)
+"""Runs a test once per registered accounting system: the ``system`` fixture (conftest) picks the stack's."""
+
 
 @dataclass
 class Stack:
@@ -48,6 +54,8 @@ class Stack:
     accounting_app: Any
     system: AccountingSystem = AccountingSystem.TRIPLETEX
     servers: list[RunningServer] = field(default_factory=list)
+    accounting_log: RequestLog | None = None
+    """24SevenOffice stacks: the log of the SOAP calls the emulator served (Tripletex logs its own requests)."""
     worker: SyncWorker | None = None
     _stop: asyncio.Event | None = None
     _task: asyncio.Task | None = None
@@ -73,6 +81,16 @@ class Stack:
         assert self.system is AccountingSystem.TRIPLETEX
         return self.accounting_app
 
+    @property
+    def accounting_asgi(self) -> Any:
+        """The ASGI app the worker reaches for the accounting system (the emulator, or its request log)."""
+        return self.accounting_log or self.accounting_app
+
+    @property
+    def books(self) -> Books:
+        """The system-neutral probe of the stack's accounting system (``tests/books.py``)."""
+        return books_for(self)
+
     def office(self):
         return self.config.office(self.office_id)
 
@@ -82,7 +100,7 @@ class Stack:
         if transports is None and not self.servers:
             transports = {
                 "qondor": httpx.ASGITransport(app=self.qondor_app),
-                self.system.value: httpx.ASGITransport(app=self.accounting_app),
+                self.system.value: httpx.ASGITransport(app=self.accounting_asgi),
             }
         self.worker = SyncWorker(self.client, self.config, self.store, transports,
                                  WorkerSettings(qondor_activities_per_second=None,
@@ -189,10 +207,11 @@ def new_stack(
             seed = without_customer_references(seed)
     qondor_app.state.qondor.seed(seed)
     accounting_app = SYSTEMS[system].create_emulator()
+    log = RequestLog(accounting_app) if system is AccountingSystem.FINAGO else None
     servers: list[RunningServer] = []
     qondor_url, accounting_url = "http://qondor.test", f"http://{system.value}.test"
     if loopback:
-        servers = [serve_in_thread(qondor_app), serve_in_thread(accounting_app)]
+        servers = [serve_in_thread(qondor_app), serve_in_thread(log or accounting_app)]
         qondor_url, accounting_url = servers[0].url, servers[1].url
     office_overrides.setdefault("qondor_calls_per_second", 0)
     config = demo_config(
@@ -200,7 +219,7 @@ def new_stack(
     )
     store = Store(db_url or f"sqlite:///{tmp_path}/sync-{office_id}.db")
     store.migrate()
-    return Stack(client, office_id, config, store, qondor_app, accounting_app, system, servers)
+    return Stack(client, office_id, config, store, qondor_app, accounting_app, system, servers, log)
 
 
-__all__ = ["QondorActivities", "Stack", "new_stack", "wait_until"]
+__all__ = ["SYSTEM_NAMES", "QondorActivities", "Stack", "every_system", "new_stack", "wait_until"]

@@ -79,6 +79,7 @@ from accounting.finago.errors import (
     seconds_until,
 )
 from clients.pacing import Pacer
+from clients.telemetry import CallObserver, observe, status_outcome
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,8 @@ class FinagoClient:
         """Login requests sent."""
         self.limit_remaining: int | None = None
         """The last ``APILimitRemaining`` header seen, if the service sends it."""
+        self.observer: CallObserver | None = None
+        """Told the outcome and duration of every request sent (the worker's metrics; ``clients/telemetry.py``)."""
 
     def __repr__(self) -> str:
         return f"FinagoClient(api={self._bases['api']!r}, webservices={self._bases['webservices']!r})"
@@ -345,6 +348,11 @@ class FinagoClient:
     def _backoff(self, base: float, attempt: int) -> float:
         return base * (2 ** attempt) * self._random.uniform(0.75, 1.25)
 
+    def _rate_limit_wait(self, exc: FinagoRateLimitedError, refusals: int) -> float:
+        """The announced wait, but never less than a growing backoff: a reset time already past (clock skew)
+        must not turn into a resend loop, since every blocked request extends the block."""
+        return max(exc.retry_after or 0.0, self._backoff(self.RATE_LIMIT_BACKOFF, refusals))
+
     async def _send(self, service: str, operation: str, kwargs: Mapping[str, Any], session: str | None) -> Any:
         """One request, no retries: paced, counted, and every failure turned into a typed error."""
         if self._blocked_until is not None:
@@ -368,9 +376,11 @@ class FinagoClient:
         self.call_count += 1
         if operation == "Login":
             self.login_count += 1
+        started = time.monotonic()
         try:
             response = await self._transport.post_xml(address, envelope, headers)
         except httpx.TransportError as exc:
+            observe(self.observer, "transport_error", started)
             raise FinagoTransportError(f"{type(exc).__name__}: {exc}", operation=operation) from exc
         finally:
             self._http.cookies.clear()  # the session travels in our own header only, never in a jar
@@ -378,18 +388,26 @@ class FinagoClient:
         status = response.status_code
         log.debug("24SevenOffice %s %s -> %s", service, operation, status)
         if status == 429:
+            observe(self.observer, "rate_limited", started)
             raise FinagoRateLimitedError("HTTP 429", self._reset_seconds(response.headers), operation=operation)
         if status in GATEWAY_STATUSES or (status != 200 and not _has_fault(response.content)):
+            observe(self.observer, status_outcome(status), started)
             raise FinagoTransportError(f"HTTP {status}", status=status, operation=operation)
         try:
-            return binding.process_reply(client, binding.get(operation), response)
+            result = binding.process_reply(client, binding.get(operation), response)
         except Fault as fault:
-            raise self._fault_error(fault, response.headers, operation) from fault
+            error = self._fault_error(fault, response.headers, operation)
+            observe(self.observer, "quarantined" if isinstance(error, FinagoRateLimitedError) else "fault", started)
+            raise error from fault
         except TransportError as exc:
+            observe(self.observer, status_outcome(status), started)
             raise FinagoTransportError(str(exc), status=status, operation=operation) from exc
         except XMLParseError as exc:  # schema drift: the answer does not match the shipped WSDL
+            observe(self.observer, "fault", started)
             raise FinagoFault("Server", f"response does not match the WSDL: {exc}", str(exc),
                               operation=operation) from exc
+        observe(self.observer, "ok", started)
+        return result
 
     def _note_limit(self, headers: Mapping[str, str]) -> None:
         remaining = headers.get("APILimitRemaining")
@@ -440,9 +458,7 @@ class FinagoClient:
                     raise
                 renewals.append(await self._renew(session, force=bool(renewals)))
             except FinagoRateLimitedError as exc:
-                wait = exc.retry_after
-                if wait is None:
-                    wait = self._backoff(self.RATE_LIMIT_BACKOFF, rate_limited)
+                wait = self._rate_limit_wait(exc, rate_limited)
                 rate_limited += 1
                 if waited + wait > self._max_rate_limit_wait:
                     raise
@@ -487,13 +503,14 @@ class FinagoClient:
 
     async def _unauthenticated(self, operation: str, *, session: str | None = None, **kwargs: Any) -> Any:
         """An Authenticate call outside the session machinery (rate limits and read retries still apply)."""
-        attempt = 0
+        attempt = refusals = 0
         waited = 0.0
         while True:
             try:
                 return await self._send("Authenticate", operation, kwargs, session)
             except FinagoRateLimitedError as exc:
-                wait = exc.retry_after if exc.retry_after is not None else self._backoff(self.RATE_LIMIT_BACKOFF, 0)
+                wait = self._rate_limit_wait(exc, refusals)
+                refusals += 1
                 if waited + wait > self._max_rate_limit_wait:
                     raise
                 waited += wait

@@ -4,6 +4,7 @@ rate limits and pacing, Decimal rendering and id batching. Assertions look at wh
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -172,6 +173,27 @@ async def test_long_429_is_a_rate_limited_error(client: FinagoClient, emulator: 
     with pytest.raises(FinagoRateLimitedError) as caught:
         await client.payment_methods()
     assert caught.value.retry_after == pytest.approx(120, abs=1)
+
+
+async def test_a_rate_limit_without_a_future_reset_backs_off_instead_of_resending(
+    client: FinagoClient, emulator: Any
+) -> None:
+    """A 429 that announces no wait (or a reset already past, e.g. clock skew) must not become a resend loop:
+    every blocked request extends the block, so the client backs off, growing, then hands over to Temporal."""
+    await client.payment_methods()
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    client._sleep = record
+    emulator.faults.add(FaultRule(path="InvoiceService", mode="status", status=429, retry_after=0, times=None))
+    sent = client.call_count
+    with pytest.raises(FinagoRateLimitedError):
+        await client.payment_methods()
+    assert len(waits) >= 2 and all(later > earlier for earlier, later in itertools.pairwise(waits)), waits
+    assert waits[0] > 0 and sum(waits) <= 30
+    assert client.call_count - sent == len(waits) + 1 <= 15  # a bounded, growing series of sends, not a loop
 
 
 async def test_reads_are_retried_after_5xx_but_writes_are_not(client: FinagoClient, emulator: Any) -> None:

@@ -84,3 +84,45 @@ async def test_admin_routes_and_rule_validation(http: tuple[httpx.AsyncClient, l
     assert (await client.get("/things")).status_code == 200 and injector.rules() == []
     with pytest.raises(FaultRuleError):
         FaultRule(path="(", mode="status")
+
+
+async def test_action_and_request_body_rules_tell_soap_operations_on_one_path_apart(
+    http: tuple[httpx.AsyncClient, list[str]], injector: FaultInjector
+) -> None:
+    """A SOAP service takes every operation as a POST to one path: ``action`` matches the SOAPAction header
+    (SOAP 1.1) or the Content-Type's ``action`` parameter (SOAP 1.2), by whole URI or last segment, and
+    ``request_body`` tells apart calls of one operation. The handler still reads the body after a body rule."""
+    client, handled = http
+    save = {"SOAPAction": '"http://24sevenoffice.com/webservices/SaveInvoices"'}
+    card = injector.add({"method": "POST", "path": "^/things$", "action": "SaveInvoices",
+                         "request_body": "<PaymentMethodId>", "mode": "status", "status": 500})
+    soap12 = injector.add({"path": "/things", "action": "http://24sevenoffice.com/webservices/GetCompanies",
+                           "mode": "status", "status": 503})
+    # Other operations, and the same operation without the card payment's element, pass.
+    assert (await client.post("/things", headers={"SOAPAction": '"http://x/SaveCompanies"'})).status_code == 201
+    assert (await client.post("/things", headers=save, content=b"<InvoiceOrder/>")).status_code == 201
+    assert (await client.post("/things", content=b"<PaymentMethodId>1</PaymentMethodId>")).status_code == 201
+    assert (await client.post("/things", headers=save, content=b"<PaymentMethodId>1</PaymentMethodId>")).status_code \
+        == 500
+    assert (card.matched, card.applied, card.armed) == (1, 1, False)
+    soap12_type = 'application/soap+xml; charset=utf-8; action="http://24sevenoffice.com/webservices/GetCompanies"'
+    assert (await client.post("/things", headers={"Content-Type": soap12_type})).status_code == 503
+    assert (await client.post("/things", headers={"SOAPAction": "http://x/GetCompaniesByIds"})).status_code == 201
+    assert soap12.applied == 1 and len(handled) == 4
+    # A body rule hands the body it read to the handler untouched (whether it fires or not).
+    injector.add({"path": "/echo", "request_body": "^x+$", "mode": "latency", "seconds": 0, "times": 1})
+    injector.add({"path": "/echo", "request_body": "never", "mode": "status", "status": 500})
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"length": len(await request.body())})
+
+    app = Starlette(routes=[Route("/echo", echo, methods=["POST"])])
+    app.add_middleware(FaultMiddleware, injector=injector)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://faults.test") as raw:
+        for _ in range(2):
+            assert (await raw.post("/echo", content=b"x" * 100_000)).json() == {"length": 100_000}
+    assert [r.applied for r in injector.rules()[-2:]] == [1, 0] and injector.reads_body()
+    assert FaultRule.from_json({"path": "/", "mode": "latency", "action": "A", "request_body": "b"}).to_json()[
+        "action"] == "A"
+    with pytest.raises(FaultRuleError):
+        FaultRule(path="/", mode="status", request_body="(")
