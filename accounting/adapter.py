@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from domain.config import AccountingSystem, OfficeConfig
-from domain.sync import CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest
+from domain.qondor import Customer, Project
+from domain.sync import AccountingRefs, CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest
 from store.records import TrackedInvoice
 
 
@@ -112,6 +113,22 @@ class AccountingAdapter(Protocol):
     def project_manager(self, request: StepRequest) -> Party | Skipped: ...
 
     def project(self, request: StepRequest) -> Party: ...
+
+    # The customer and project sync (``accounting/directory.py``): the same parties, built from Qondor's lists
+    # rather than from an invoice, with the same matching rules. The sync links them under its own kinds (so
+    # its fingerprints never fight the invoice sync's), and creates only confirmed projects.
+
+    def directory_customer(self, office_id: int, customer: Customer) -> Party:
+        """The customer as the scheduled sync writes it (name, organisation number, Qondor id)."""
+        ...
+
+    def directory_project_manager(self, office_id: int, project: Project) -> Party | Skipped:
+        """The project's manager, when the system needs one as a user before a project can be written."""
+        ...
+
+    def directory_project(self, office_id: int, project: Project, refs: AccountingRefs) -> Party | Skipped:
+        """The project as the scheduled sync writes it; ``refs`` has its customer's (and manager's) ids."""
+        ...
 
     async def book(self, request: StepRequest, office: OfficeConfig) -> InvoiceResult:
         """Create the invoice (or order); a card payment is created already paid."""

@@ -15,6 +15,7 @@ the same InvoiceSync workflow drives every system. What makes a step safe to rep
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,38 +290,65 @@ class AccountingActivities:
     async def sweep_payments(self, request: SweepRequest) -> SweepResult:
         """One pass over what the accounting system reports; paid or credited invoices are signalled."""
         async with classified():
-            office_id = request.office_id
-            open_items = await self.store.open_invoices(office_id, self.system)
-            result = SweepResult(open_invoices=len(open_items))
-            if not open_items:
-                return result
-            by_invoice = {t.accounting_invoice_id: t for t in open_items if t.accounting_invoice_id}
-            # Orders identify only items whose invoice is not known yet (order mode): a credit note shares its
-            # original's order, so an item known by its invoice must never be matched through the order too.
-            by_order = {
-                t.accounting_order_id: t for t in open_items if t.accounting_order_id and not t.accounting_invoice_id
-            }
-            async for page in self.adapter.observe_payments(office_id, open_items):
-                result.pages += 1
-                activity.heartbeat(result.pages)
-                for seen in page:
-                    tracked = by_invoice.get(seen.invoice_id) or next(
-                        (by_order[o] for o in seen.order_ids if o in by_order), None
-                    )
-                    if tracked is None:
-                        continue
-                    if tracked.accounting_invoice_id is None:
-                        await self._invoiced(office_id, tracked, seen)
-                    if seen.notice is None:
-                        continue
-                    if seen.notice.state is SyncState.PAID:
-                        result.paid += 1
-                    else:
-                        result.credited += 1
-                    if await self._signal(tracked.workflow_id, seen.notice):
-                        result.signalled += 1
-            result.api_calls = result.pages
+            started = time.monotonic()
+            result = await self._sweep(request)
+            self.clients.metrics.swept(
+                request.office_id,
+                self.system,
+                awaiting_payment=result.open_invoices,
+                needing_attention=await self._needing_attention(request.office_id),
+                seconds=time.monotonic() - started,
+            )
             return result
+
+    async def _needing_attention(self, office_id: int) -> int | None:
+        """Running syncs of the office waiting for an operator (a gauge the sweep refreshes); None when
+        visibility cannot answer (the sweep itself succeeded, so it does not fail for this)."""
+        if self.temporal is None:
+            return None
+        query = (
+            f"WorkflowType='InvoiceSync' AND OfficeId={int(office_id)} AND AccountingSystem='{self.system}' "
+            "AND SyncState='needs_attention' AND ExecutionStatus='Running'"
+        )
+        try:
+            return (await self.temporal.count_workflows(query)).count
+        except RPCError as exc:
+            log.warning("office %s: could not count syncs needing attention: %s", office_id, exc.message)
+            return None
+
+    async def _sweep(self, request: SweepRequest) -> SweepResult:
+        office_id = request.office_id
+        open_items = await self.store.open_invoices(office_id, self.system)
+        result = SweepResult(open_invoices=len(open_items))
+        if not open_items:
+            return result
+        by_invoice = {t.accounting_invoice_id: t for t in open_items if t.accounting_invoice_id}
+        # Orders identify only items whose invoice is not known yet (order mode): a credit note shares its
+        # original's order, so an item known by its invoice must never be matched through the order too.
+        by_order = {
+            t.accounting_order_id: t for t in open_items if t.accounting_order_id and not t.accounting_invoice_id
+        }
+        async for page in self.adapter.observe_payments(office_id, open_items):
+            result.pages += 1
+            activity.heartbeat(result.pages)
+            for seen in page:
+                tracked = by_invoice.get(seen.invoice_id) or next(
+                    (by_order[o] for o in seen.order_ids if o in by_order), None
+                )
+                if tracked is None:
+                    continue
+                if tracked.accounting_invoice_id is None:
+                    await self._invoiced(office_id, tracked, seen)
+                if seen.notice is None:
+                    continue
+                if seen.notice.state is SyncState.PAID:
+                    result.paid += 1
+                else:
+                    result.credited += 1
+                if await self._signal(tracked.workflow_id, seen.notice):
+                    result.signalled += 1
+        result.api_calls = result.pages
+        return result
 
     async def _invoiced(self, office_id: int, tracked: TrackedInvoice, seen: PaymentObservation) -> None:
         """Finance invoiced one of our orders: Qondor learns the invoice number (a repeated SetAsProcessed fills

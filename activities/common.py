@@ -20,8 +20,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from clients.qondor import QondorClient
+from clients.telemetry import traced
 from domain.config import OfficeConfig, ServiceConfig
 from domain.errors import ConfigurationError, CredentialsRefused, RequestRefused, SyncError, TransientError
+from domain.metrics import BusinessMetrics
 from store import Store
 
 
@@ -104,6 +106,8 @@ class OfficeClients:
 
     ``builders`` come from the accounting registry (one per system), so this plumbing names no system.
     ``transports`` lets tests route a system's HTTP traffic into an in-process emulator (by system name).
+    ``metrics`` (the worker's business metrics) hears every request each client sends, by office and system;
+    with tracing on, each client's transport makes a span per request (``clients/telemetry.py``).
     """
 
     def __init__(
@@ -111,10 +115,12 @@ class OfficeClients:
         config: ServiceConfig,
         transports: dict[str, httpx.AsyncBaseTransport] | None = None,
         builders: dict[str, ClientBuilder] | None = None,
+        metrics: BusinessMetrics | None = None,
     ) -> None:
         self.config = config
         self._transports = transports or {}
         self._builders = builders or {}
+        self.metrics = metrics or BusinessMetrics()
         self._qondor: dict[int, QondorClient] = {}
         self._accounting: dict[int, Any] = {}
 
@@ -132,9 +138,10 @@ class OfficeClients:
             self._qondor[office_id] = QondorClient(
                 office.qondor.base_url,
                 _secret(office, "qondor.subscription_key", office.qondor.subscription_key.resolve),
-                transport=self._transports.get("qondor"),
+                transport=traced(self._transports.get("qondor"), "qondor"),
                 max_calls_per_second=office.qondor.max_calls_per_second,
             )
+            self._qondor[office_id].observer = self.metrics.api_observer(office_id, "qondor")
         return self._qondor[office_id]
 
     def accounting(self, office_id: int) -> Any:
@@ -147,9 +154,11 @@ class OfficeClients:
                 raise ConfigurationError(
                     f"office {office_id} ({office.name}): this worker serves no accounting system {system}"
                 )
-            self._accounting[office_id] = build(
-                office, lambda field, resolve: _secret(office, field, resolve), self._transports.get(system)
-            )
+            transport = traced(self._transports.get(system), system)
+            client = build(office, lambda field, resolve: _secret(office, field, resolve), transport)
+            if hasattr(client, "observer"):
+                client.observer = self.metrics.api_observer(office_id, system)
+            self._accounting[office_id] = client
         return self._accounting[office_id]
 
     async def aclose(self) -> None:

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, Wo
 
 from activities.common import AsyncStore, OfficeClients, activities_of, audit, classified
 from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
+from clients.telemetry import new_trace
 from domain.errors import DataError, TransientError
 from domain.qondor import (
     CustomerSummary,
@@ -217,6 +218,7 @@ class QondorActivities:
             try:
                 result.seen, new = await self.discover(request.office_id, skip=started)
                 result.started += new
+                self.clients.metrics.flow_succeeded(request.office_id, office.accounting_system.value, "queue_poll")
             except TransientError as exc:
                 log.warning("office %s: queue poll failed, will retry: %s", request.office_id, exc)
             result.polls += 1
@@ -243,7 +245,9 @@ class QondorActivities:
             if skip is not None and item.id in skip:
                 continue
             try:
-                await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no)
+                # Each invoice's sync is its own trace (when tracing is on), not a branch of the poller's.
+                with new_trace("InvoiceDiscovered", **{"qondor_sync.office": office_id}):
+                    await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no)
             except WorkflowAlreadyStartedError:
                 # The item's sync has completed since the queue was read (a long queue, a lagging Qondor read):
                 # a completed sync is never redone, and one stale entry must not stop the poll of the others.

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -41,6 +42,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from clients.pacing import Pacer
+from clients.telemetry import CallObserver, observe, status_outcome
 from domain.errors import CredentialsRefused, RequestRefused, TransientError
 from domain.qondor import (
     UPDATE_CUSTOMER_FIELDS,
@@ -205,6 +207,8 @@ class QondorClient:
         self._pacer = Pacer(max_calls_per_second)
         self._http = httpx.AsyncClient(base_url=self._base_url + "/", headers=headers, transport=transport,
                                        timeout=timeout)
+        self.observer: CallObserver | None = None
+        """Told the outcome and duration of every request sent (the worker's metrics; ``clients/telemetry.py``)."""
 
     def __repr__(self) -> str:
         return f"QondorClient(base_url={self._base_url!r})"
@@ -342,9 +346,11 @@ class QondorClient:
         where = f"/{path}"
         for attempt in range(1, self._max_attempts + 1):
             await self._pacer.wait()
+            started = time.monotonic()
             try:
                 response = await self._http.request(method, path, params=query, content=content, headers=headers)
             except httpx.TransportError as exc:  # connect/read/write errors, timeouts, dropped responses
+                observe(self.observer, "transport_error", started)
                 kind = type(exc).__name__
                 if not retry_transport or attempt == self._max_attempts:
                     hint = "" if retry_transport else "; the write may or may not have been applied"
@@ -355,6 +361,7 @@ class QondorClient:
                             self._max_attempts, wait)
                 await asyncio.sleep(wait)
                 continue
+            observe(self.observer, status_outcome(response.status_code), started)
             if response.status_code in RETRY_STATUSES and attempt < self._max_attempts:
                 retry_after = _retry_after(response)
                 wait = retry_after if retry_after is not None else _backoff(attempt, self._backoff_base)

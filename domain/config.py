@@ -158,6 +158,15 @@ class OfficeConfig(BaseModel):
     payment_fallback_check_days: float = Field(default=7.0, gt=0)
     costs_lookback_days: int = Field(default=30, ge=1)
     customers_projects_interval_minutes: float = Field(default=60.0, gt=0)
+    projects_changed_days: int = Field(
+        default=30, ge=1, description="the customer and project sync reads projects changed within this many days"
+    )
+    customer_sync: bool | None = Field(
+        default=None,
+        description="the customer and project sync creates and updates every Qondor customer; default: on for "
+        "24SevenOffice (its seed), off for Tripletex (customers come with their first invoice, or with their "
+        "project when costs_sales is on)",
+    )
     qondor: QondorSettings
     slack: SlackSettings | None = None
 
@@ -260,6 +269,13 @@ class OfficeConfig(BaseModel):
             if self.slack.bot_token:
                 refs["slack.bot_token"] = self.slack.bot_token
         return refs
+
+    @property
+    def syncs_customers(self) -> bool:
+        """Whether the customer and project sync writes every customer (``customer_sync``, else by system)."""
+        if self.customer_sync is not None:
+            return self.customer_sync
+        return self.accounting_system is AccountingSystem.FINAGO
 
     def vat_mapping_for(self, article_number: str | None) -> ArticleMapping | None:
         return self.article_mapping.get(article_number or "")

@@ -289,6 +289,8 @@ class Project(QondorModel):
     start_date: date | None = None
     end_date: date | None = None
     currency: str | None = None
+    project_category: str | None = None
+    """The category's name (the customer and project sync maps it to 24SevenOffice's project type by name)."""
     project_managers: list[ProjectManager] = Field(default_factory=list)
     project_leaders: list[ProjectManager] = Field(default_factory=list)
 

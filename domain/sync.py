@@ -7,7 +7,7 @@ settings and credentials themselves from the office file.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -52,6 +52,9 @@ class Step(StrEnum):
     CREDIT_INVOICE = "accounting.credit_invoice"
     CHECK_PAYMENT = "accounting.check_payment"
     SWEEP_PAYMENTS = "accounting.sweep_payments"
+    DIRECTORY_CUSTOMERS = "accounting.directory_customers"
+    DIRECTORY_PROJECTS = "accounting.directory_projects"
+    DIRECTORY_REPORT = "accounting.directory_report"
     # Service (WORKFLOW_QUEUE)
     NOTIFY = "service.notify"
     RECORD_OUTCOME = "service.record_outcome"
@@ -259,5 +262,128 @@ class InvoiceStatus(BaseModel):
     resyncs: int = 0
 
 
+# --- customer and project sync (the "directory": Qondor's customers and projects -> the accounting system) ----
+
+
+def directory_schedule_id(office_id: int) -> str:
+    """The Schedule (and the id prefix of its runs) of an office's customer and project sync."""
+    return f"customers-projects-{office_id}"
+
+
+class DirectoryPhase(StrEnum):
+    CUSTOMERS = "customers"
+    PROJECTS = "projects"
+    DONE = "done"
+
+
+class DirectoryCounts(BaseModel):
+    """What one run did to one kind of record. ``skipped`` counts by reason (e.g. ``pending``)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: dict[str, int] = Field(default_factory=dict)
+    failed: int = 0
+
+    def add(self, other: DirectoryCounts) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.failed += other.failed
+        for reason, n in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def count(self, action: str, reason: str | None = None) -> None:
+        """One item's outcome: the engine's action (found, linked, created, updated, skipped)."""
+        if action == "created":
+            self.created += 1
+        elif action in ("updated", "linked"):
+            self.updated += 1
+        elif action == "found":
+            self.unchanged += 1
+        elif action == "skipped":
+            key = reason or "skipped"
+            self.skipped[key] = self.skipped.get(key, 0) + 1
+        else:
+            self.failed += 1
+
+    def describe(self) -> str:
+        skipped = sum(self.skipped.values())
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items()))
+        return (f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+                f"{skipped} skipped{f' ({reasons})' if reasons else ''}, {self.failed} failed")
+
+
+class DirectoryFailure(BaseModel):
+    """One record the run could not write, with the message for the person who fixes it."""
+
+    kind: str
+    """customer or project"""
+    qondor_id: int
+    message: str
+
+
+class DirectoryInput(BaseModel):
+    """Start input of DirectorySync (the Schedule's action); the cursor fields are carried across continue-as-new."""
+
+    office_id: int
+    accounting_system: AccountingSystem
+    full: bool = False
+    """Read every project, not only those changed within ``projects_changed_days`` (an operator's full run)."""
+    phase: DirectoryPhase = DirectoryPhase.CUSTOMERS
+    after: int | None = None
+    """The last Qondor id done in the phase (the next page starts after it)."""
+    started_at: datetime | None = None
+    snapshot: str | None = None
+    """Identifies the run's reading of Qondor, so the pages of one run (and its continuations) share it."""
+    result: DirectoryResult | None = None
+    page_size: int = Field(default=500, gt=0)
+    """Records per activity (each page heartbeats per record and resumes after the last one done)."""
+
+
+class DirectoryPageRequest(BaseModel):
+    office_id: int
+    full: bool = False
+    after: int | None = None
+    limit: int = 500
+    started_at: datetime
+    snapshot: str
+
+
+class DirectoryPage(BaseModel):
+    """One page of customers or projects: counts, where the next page starts, and failures to report."""
+
+    counts: DirectoryCounts = Field(default_factory=DirectoryCounts)
+    after: int | None = None
+    done: bool = True
+    total: int = 0
+    """How many records the phase reads in all (Qondor's list for the run)."""
+    note: str | None = None
+    """Why the phase did nothing (e.g. customer sync off for the office)."""
+    customers_on_demand: DirectoryCounts = Field(default_factory=DirectoryCounts)
+    """Customers of projects that were not linked yet, synced with their project."""
+    failures: list[DirectoryFailure] = Field(default_factory=list)
+    """Failures not reported before (a failure already reported by an earlier run is counted, not repeated)."""
+
+
+class DirectoryResult(BaseModel):
+    """The run's outcome: the workflow result, its current details and the audit entry."""
+
+    office_id: int
+    full: bool = False
+    customers: DirectoryCounts = Field(default_factory=DirectoryCounts)
+    projects: DirectoryCounts = Field(default_factory=DirectoryCounts)
+    notes: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+    """The distinct messages of the run's new failures (at most ``PROBLEMS_KEPT``; all of them went to Slack)."""
+    pages: int = 0
+    error: str | None = None
+    """Set when the run stopped early (a configuration error for the whole office, e.g. refused credentials)."""
+
+    def describe(self) -> str:
+        return f"customers: {self.customers.describe()}; projects: {self.projects.describe()}"
+
+
 InvoiceSyncInput.model_rebuild()
+DirectoryInput.model_rebuild()
 StepRequest.model_rebuild()

@@ -572,3 +572,21 @@ def test_service_config_can_be_built_directly() -> None:
     config = ServiceConfig.model_validate({"offices": [office()]})
 
     assert config.offices[0].tripletex is not None
+
+
+def test_customer_and_project_sync_settings_default_per_system_and_can_be_set(tmp_path: Path) -> None:
+    """The scheduled customer sync is on by default for 24SevenOffice (its seed) and off for Tripletex (customers
+    come with invoices); ``customer_sync`` says otherwise explicitly. Projects are read back
+    ``projects_changed_days`` (30 by default); the run's interval is ``customers_projects_interval_minutes``."""
+    path = tmp_path / "offices.toml"
+    path.write_text(VALID_TOML, encoding="utf-8")
+    oslo, bergen = load_config(path).offices
+    assert (oslo.syncs_customers, bergen.syncs_customers) == (False, True)
+    assert oslo.projects_changed_days == 30 and oslo.customers_projects_interval_minutes == 60
+    changed = VALID_TOML.replace('name = "Oslo"', 'name = "Oslo"\ncustomer_sync = true\nprojects_changed_days = 7')
+    path.write_text(changed, encoding="utf-8")
+    oslo = load_config(path).offices[0]
+    assert oslo.syncs_customers and oslo.projects_changed_days == 7
+    with pytest.raises(ConfigFileError, match="projects_changed_days"):
+        path.write_text(VALID_TOML.replace('name = "Oslo"', 'name = "Oslo"\nprojects_changed_days = 0'))
+        load_config(path)

@@ -9,18 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from standins import AMOUNT, StandIns, config_error, running_workers, start_env, start_invoice_sync
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from domain.qondor import InvoiceKind
-from domain.sync import InvoiceStatus, InvoiceSyncInput, PaymentNotice, Step, SyncState
+from domain.sync import (
+    WORKFLOW_QUEUE,
+    DirectoryCounts,
+    DirectoryFailure,
+    DirectoryInput,
+    DirectoryPage,
+    DirectoryPageRequest,
+    DirectoryResult,
+    InvoiceStatus,
+    InvoiceSyncInput,
+    NotifyRequest,
+    PaymentNotice,
+    Step,
+    SyncState,
+    accounting_queue,
+)
+from workflows.directory_sync import PAGES_PER_RUN, DirectorySync
 from workflows.invoice_sync import FALLBACK_CHECKS_PER_RUN, InvoiceSync
 
 _invoice_ids = itertools.count(9001)
@@ -246,3 +267,84 @@ async def test_needs_attention_waits_quietly_for_a_resync_then_restarts_from_loa
     assert s.count(Step.CREATE_INVOICE) == 1 and s.count(Step.SET_PROCESSED) == 1
     assert s.count(Step.SET_PAID) == 1 and s.count(Step.NOTIFY) == 1
     assert s.count(Step.CHECK_PAYMENT) == 0
+
+
+# --- the customer and project sync (DirectorySync) ---------------------------------------------------------
+# Its Schedule is tested on the dev server (tests/test_directory_schedule.py): this server has no Schedules.
+
+
+@dataclass
+class DirectoryStandIns:
+    """Pages of ``records`` customers and projects (one record per page), a quarantine on one page, and every
+    Slack alert: what the workflow does with pages, not what a page does (tests/test_directory_*.py)."""
+
+    records: int
+    quarantined_page: int | None = None
+    calls: Counter[str] = field(default_factory=Counter)
+    alerts: list[NotifyRequest] = field(default_factory=list)
+    reported: list[DirectoryResult] = field(default_factory=list)
+
+    def activities(self) -> list[Any]:
+        async def page(request: DirectoryPageRequest, kind: str) -> DirectoryPage:
+            self.calls[kind] += 1
+            if self.calls[kind] == self.quarantined_page:
+                raise ApplicationError("Limit exceeded; quarantine ends in an hour", type="TransientError",
+                                       next_retry_delay=timedelta(hours=1))
+            done = 0 if request.after is None else request.after
+            counts = DirectoryCounts(created=1) if done % 10 else DirectoryCounts(failed=1)
+            failures = [] if done % 10 else [DirectoryFailure(kind=kind, qondor_id=done + 1, message="twins")]
+            return DirectoryPage(counts=counts, after=done + 1, done=done + 1 >= self.records, failures=failures)
+
+        @activity.defn(name=Step.DIRECTORY_CUSTOMERS.value)
+        async def customers(request: DirectoryPageRequest) -> DirectoryPage:
+            return await page(request, "customer")
+
+        @activity.defn(name=Step.DIRECTORY_PROJECTS.value)
+        async def projects(request: DirectoryPageRequest) -> DirectoryPage:
+            return await page(request, "project")
+
+        @activity.defn(name=Step.DIRECTORY_REPORT.value)
+        async def report(result: DirectoryResult) -> None:
+            self.reported.append(result)
+
+        @activity.defn(name=Step.NOTIFY.value)
+        async def notify(request: NotifyRequest) -> bool:
+            self.alerts.append(request)
+            return True
+
+        return [customers, projects, report, notify]
+
+
+async def test_directory_sync_pages_continue_as_new_and_waits_out_a_quarantine(env: WorkflowEnvironment) -> None:
+    """100 customers and 100 projects, a page each: the run continues as new every PAGES_PER_RUN pages, carrying
+    its cursor and counts; a page refused for an hour (quarantine) is retried an hour later and the run ends with
+    every record counted once; each failure is alerted once; the counts reach the audit report."""
+    s = DirectoryStandIns(records=100, quarantined_page=7)
+    customers, projects, report, notify = s.activities()
+    async with (
+        Worker(env.client, task_queue=WORKFLOW_QUEUE, workflows=[DirectorySync], activities=[notify]),
+        Worker(env.client, task_queue=accounting_queue("finago"), activities=[customers, projects, report]),
+    ):
+        handle = await env.client.start_workflow(
+            DirectorySync.run,
+            DirectoryInput(office_id=7, accounting_system="finago", page_size=1),
+            id=f"customers-projects-7-{next(_invoice_ids)}",
+            task_queue=WORKFLOW_QUEUE,
+        )
+        async with asyncio.timeout(60):
+            final = await handle.result()
+    assert final.customers.created == 90 and final.customers.failed == 10
+    assert final.projects.created == 90 and final.projects.failed == 10
+    assert final.pages == 200 and final.problems == ["twins"]
+    assert s.calls["customer"] == 101, "one page refused by the quarantine, then retried once"
+    assert len(s.alerts) == 20 and all("could not be written" in a.title for a in s.alerts)
+    assert len(s.reported) == 1 and s.reported[0].customers.created == 90
+    first = await env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id).fetch_history()
+    assert first.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    pages_in_first = sum(
+        1
+        for e in first.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == Step.DIRECTORY_CUSTOMERS.value
+    )
+    assert pages_in_first == PAGES_PER_RUN, "the first run continued as new after PAGES_PER_RUN pages"

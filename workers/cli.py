@@ -38,19 +38,31 @@ def _stop_on_signals() -> asyncio.Event:
 
 async def _worker(args: argparse.Namespace) -> int:
     from store import Store
+    from workers import observability
+    from workers.health import start_from_env as start_health
     from workers.setup import setup_offices
     from workers.worker import SyncWorker, connect
 
+    # /healthz and /readyz for the probes (QONDOR_SYNC_HEALTH_ADDRESS, workers/health.py): worker only, first,
+    # so the port answers while the worker starts; /readyz says "starting" until the worker is attached.
+    health = await start_health()
     config = load_config(_config_path(args))
     store = Store.from_env()
     store.migrate()
-    client = await connect()
+    # Prometheus metrics (QONDOR_SYNC_METRICS_ADDRESS) and tracing (QONDOR_SYNC_TRACING / OTEL_*): worker only.
+    telemetry = observability.start()
+    client = await connect(runtime=telemetry.runtime, interceptors=telemetry.interceptors)
     worker = SyncWorker(client, config, store)
+    if health:
+        health.readiness = worker.readiness
     stop = _stop_on_signals()
     task = asyncio.create_task(worker.run(stop))
     if not args.no_setup:
         await setup_offices(client, config)
     await task
+    if health:
+        await health.close()
+    telemetry.shutdown()
     store.dispose()
     return 0
 
@@ -78,6 +90,42 @@ def _emulator(args: argparse.Namespace) -> int:
     if args.name == "finago":
         print(f"SOAP services at their 24SevenOffice paths, e.g. {url}/authenticate/v001/authenticate.asmx?WSDL")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _codec_server(args: argparse.Namespace) -> int:
+    """Serve the codec server (decrypt/encrypt for the Web UI and ``temporal --codec-endpoint``) with the keys
+    of the worker's environment and a bearer token (QONDOR_SYNC_CODEC_SERVER_TOKEN, else one for this run)."""
+    import uvicorn
+
+    from workers.codec import CodecConfigError, EncryptionCodec, load_keys
+    from workers.codec_server import TOKEN_ENV, create_app, new_token
+
+    keys = load_keys()
+    if not keys:
+        raise CodecConfigError("the codec server needs the payload keys: set QONDOR_SYNC_CODEC_KEYS[_FILE]")
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        token = new_token()
+        print(f"{TOKEN_ENV} is not set: this run's bearer token is {token}", flush=True)
+    app = create_app(EncryptionCodec(keys), token, args.ui_origin or None)
+    url = f"http://{args.host}:{args.port}"
+    print(
+        f"codec server on {url} (keys: {', '.join(k.key_id for k in keys)}; UI origins: "
+        f"{', '.join(args.ui_origin or ['the dev server UI on :8233'])})\n"
+        f"  CLI:    temporal workflow show -w <id> --codec-endpoint {url} --codec-auth \"Bearer $TOKEN\"\n"
+        f"  Web UI: codec endpoint {url}/t/$TOKEN",
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _codec_key(args: argparse.Namespace) -> int:
+    """Print a new random AES-256 key as the ``id:base64key`` entry QONDOR_SYNC_CODEC_KEYS[_FILE] holds."""
+    from workers.codec import generate_key
+
+    print(generate_key(args.id).entry())
     return 0
 
 
@@ -164,6 +212,60 @@ async def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _directory(args: argparse.Namespace) -> int:
+    """The customer and project sync of one office: ``--now`` runs it (``--full``: every project), else the
+    Schedule and its latest run's counts are shown."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.service import RPCError
+
+    from domain.sync import DirectoryResult, directory_schedule_id
+    from workers.setup import run_directory_now
+    from workers.worker import connect
+
+    client = await connect()
+    if args.now or args.full:
+        config = load_config(_config_path(args), check_secrets=False)
+        result = await run_directory_now(client, config.office(args.office), full=args.full)
+        _print_directory(result)
+        return 1 if result.error else 0
+    try:
+        described = await client.get_schedule_handle(directory_schedule_id(args.office)).describe()
+    except RPCError as exc:
+        print(f"office {args.office} has no customer and project schedule ({exc.message}); is customers_projects in "
+              "its flows?", file=sys.stderr)
+        return 2
+    info = described.info
+    upcoming = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in info.next_action_times[:3])
+    print(f"schedule {described.id}: {info.num_actions} run(s), {info.num_actions_skipped_overlap} skipped "
+          f"(overlap); next: {upcoming or 'paused'}")
+    for action in reversed(info.recent_actions):
+        workflow_id = getattr(action.action, "workflow_id", None)
+        if not workflow_id:
+            continue
+        handle = client.get_workflow_handle(workflow_id, result_type=DirectoryResult)
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            print(f"{workflow_id}: running")
+            continue
+        print(f"{workflow_id} (started {action.started_at:%Y-%m-%d %H:%M}):")
+        _print_directory(await handle.result())
+        break
+    return 0
+
+
+def _print_directory(result: object) -> None:
+    from domain.sync import DirectoryResult
+
+    assert isinstance(result, DirectoryResult)
+    print(f"  customers: {result.customers.describe()}")
+    print(f"  projects:  {result.projects.describe()}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    for problem in result.problems:
+        print(f"  failed: {problem}")
+    if result.error:
+        print(f"  stopped: {result.error}")
+
+
 def _audit(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError
 
@@ -217,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("--office", type=int, default=2, help="qondor --seed sample: the sample office's id")
 
+    codec = sub.add_parser("codec-server", help="decrypt payloads for the Web UI and the temporal CLI (needs the keys)")
+    codec.add_argument("--port", type=int, required=True)
+    codec.add_argument("--host", default="127.0.0.1")
+    codec.add_argument(
+        "--ui-origin", action="append", help="origin of the Web UI allowed by CORS (repeatable); default: the dev UI"
+    )
+
+    codec_key = sub.add_parser("codec-key", help="print a new payload encryption key (id:base64key)")
+    codec_key.add_argument("--id", required=True, help="the key id stored beside each payload, e.g. 2026-08")
+
     for name, help_text in (("status", "query an invoice's sync"), ("resync", "re-run an invoice's ensure steps")):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--office", type=int, required=True)
@@ -235,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run an office's payment sweep now")
     sweep.add_argument("--office", type=int, required=True)
 
+    directory = sub.add_parser("directory", help="an office's customer and project sync: its last run, or run it now")
+    directory.add_argument("--office", type=int, required=True)
+    directory.add_argument("--now", action="store_true", help="run it now and wait for its counts")
+    directory.add_argument("--full", action="store_true", help="run it now over every project (ignore changedAfter)")
+    directory.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")
+
     audit = sub.add_parser("audit", help="the audit trail of writes made in external systems")
     audit.add_argument("--office", type=int)
     audit.add_argument("--workflow")
@@ -250,25 +368,36 @@ COMMANDS = {
     "list": _list,
     "sweep": _sweep,
     "setup": _setup,
+    "directory": _directory,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("httpx", "httpcore", "temporalio.activity", "temporalio.workflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from workers.logs import configure
+
+    # Libraries (alembic, httpx, zeep) quiet unless DEBUG; QONDOR_SYNC_LOG_LEVEL / QONDOR_SYNC_LOG_FORMAT=json.
+    configure(verbose=args.verbose)
     try:
         if args.command == "emulator":
             code = _emulator(args)
         elif args.command == "audit":
             code = _audit(args)
+        elif args.command == "codec-server":
+            code = _codec_server(args)
+        elif args.command == "codec-key":
+            code = _codec_key(args)
         else:
             code = asyncio.run(COMMANDS[args.command](args))
     except ConfigFileError as exc:
         print(str(exc), file=sys.stderr)
+        code = 2
+    except Exception as exc:  # the payload keys: missing or malformed (workers/codec.py), reported like the file
+        from workers.codec import CodecConfigError
+
+        if not isinstance(exc, CodecConfigError):
+            raise
+        print(f"payload encryption: {exc}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         code = 130

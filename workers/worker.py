@@ -19,37 +19,52 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client, Interceptor
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from accounting.directory import DirectoryActivities
 from accounting.engine import AccountingActivities
 from accounting.registry import SYSTEMS, client_builders
 from activities.common import AsyncStore, OfficeClients
 from activities.qondor import QondorActivities
 from activities.service import ServiceActivities
 from domain.config import ServiceConfig
+from domain.metrics import BusinessMetrics
 from domain.sync import QONDOR_QUEUE, WORKFLOW_QUEUE, accounting_queue
 from store import Store
+from workers.codec import data_converter
+from workflows.directory_sync import DirectorySync
 from workflows.invoice_sync import InvoiceSync
 from workflows.office import PaymentSweep, QueuePoller
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [InvoiceSync, QueuePoller, PaymentSweep]
+WORKFLOWS = [InvoiceSync, QueuePoller, PaymentSweep, DirectorySync]
 
 
-async def connect(target_host: str | None = None, namespace: str | None = None) -> Client:
+async def connect(
+    target_host: str | None = None,
+    namespace: str | None = None,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
     """A client from the standard TEMPORAL_* settings (address, namespace, API key, TLS) with the pydantic
-    data converter, so Decimal amounts and dates travel exactly."""
+    data converter, so Decimal amounts and dates travel exactly, and the payload encryption codec
+    (``workers/codec.py``: refuses to connect without keys unless plaintext is explicitly allowed)."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     if target_host:
         config["target_host"] = target_host
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    # runtime / interceptors: the worker's metrics and tracing (workers/observability.py), off by default.
+    return await Client.connect(
+        **config, data_converter=data_converter(), runtime=runtime, interceptors=interceptors
+    )
 
 
 def _rate(name: str) -> float | None:
@@ -86,9 +101,19 @@ class SyncWorker:
     store: Store
     transports: dict[str, httpx.AsyncBaseTransport] | None = None
     settings: WorkerSettings = field(default_factory=WorkerSettings)
+    running: Sequence[Worker] = field(default=(), init=False)
+    """The task-queue workers while ``run`` serves them (empty before, and from the stop request on): readiness."""
 
     def __post_init__(self) -> None:
-        self.clients = OfficeClients(self.config, self.transports, client_builders())
+        # Business metrics on the client's runtime meter: served with the SDK's when metrics are on (a no-op else).
+        runtime = self.client.service_client.config.runtime or Runtime.default()
+        self.metrics = BusinessMetrics(runtime.metric_meter)
+        self.metrics.initialise(
+            ((office.id, office.accounting_system.value) for office in self.config.offices),
+            self.client.namespace,
+            WORKFLOW_QUEUE,
+        )
+        self.clients = OfficeClients(self.config, self.transports, client_builders(), self.metrics)
         async_store = AsyncStore(self.store)
         self.qondor = QondorActivities(self.clients, async_store, self.client)
         # One engine per accounting system the office file uses, each with its system's adapter.
@@ -98,6 +123,8 @@ class SyncWorker:
             )
             for system in sorted({office.accounting_system for office in self.config.offices})
         }
+        # The customer and project sync of each system works through that system's engine (accounting/directory.py).
+        self.directory = {system: DirectoryActivities(engine) for system, engine in self.accounting.items()}
         self.service = ServiceActivities(self.clients, async_store)
 
     def workers(self) -> Sequence[Worker]:
@@ -123,7 +150,7 @@ class SyncWorker:
                 Worker(
                     self.client,
                     task_queue=accounting_queue(system),
-                    activities=engine.all(),
+                    activities=[*engine.all(), *self.directory[system].all()],
                     max_task_queue_activities_per_second=self.settings.accounting_activities_per_second.get(system),
                     **common,
                 )
@@ -134,11 +161,30 @@ class SyncWorker:
         workers = self.workers()
         try:
             async with _all_running(workers):
+                self.running = workers
                 log.info("worker running on %s", ", ".join(w.task_queue for w in workers))
                 await stop.wait()
+                self.running = ()
                 log.info("stopping: finishing running activities (up to %s)", self.settings.graceful_shutdown)
         finally:
+            self.running = ()
             await self.clients.aclose()
+
+    async def readiness(self) -> str | None:
+        """Why this process is not ready, or None (``/readyz``, workers/health.py): every task-queue worker must
+        be running (past its namespace check, not shut down) and Temporal must answer now, within 2 s."""
+        if not self.running:
+            return "not running: starting or stopping"
+        stopped = [w.task_queue for w in self.running if not w.is_running]
+        if stopped:
+            return f"task-queue workers not running: {', '.join(stopped)}"
+        try:
+            await self.client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), retry=False, timeout=timedelta(seconds=2)
+            )
+        except Exception as exc:
+            return f"Temporal at {self.client.service_client.config.target_host} does not answer: {exc}"
+        return None
 
 
 class _all_running:

@@ -12,6 +12,7 @@ Outcomes:
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.errors import ConfigurationError, DataError
+    from domain.metrics import count_invoice
     from domain.qondor import InvoiceKind, QueueStatus
     from domain.sync import (
         QONDOR_QUEUE,
@@ -58,6 +60,14 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 """Activities heartbeat every 5 s; a worker that dies is noticed within this, not the whole step timeout."""
 INVOICE_GONE = "InvoiceGone"
 """Error type of load_invoice when the queue item was deleted in Qondor: nothing to report it to."""
+_MESSAGE_ELSEWHERE = "The message is in the status query (`last_error`) and the Slack alert."
+"""Current details carry ids, states and step names only: the messages can name a customer or a person, and
+are kept where the payload codec encrypts them (the status query and result, the alert activity's input)."""
+events = workflow.LoggerAdapter(logging.getLogger("qondor_sync.events"), None)
+"""One log line per event a human needs (synced, failed, needs attention, paid, credited), never during replay.
+Ids only (office, invoice, workflow): messages can name people, and stay in the status query and Slack."""
+events.workflow_info_on_message = False  # the ids are structured fields (``workers/logs.py``), and in the text
+_EVENT_STATES = {SyncState.FAILED, SyncState.NEEDS_ATTENTION, SyncState.PAID, SyncState.CREDITED}
 FALLBACK_CHECKS_PER_RUN = 8
 """Fallback payment checks before continue-as-new keeps the history small (weeks of waiting)."""
 
@@ -154,7 +164,8 @@ class InvoiceSync:
             self._result = result
         except ActivityError as err:
             if _error_type(err) == INVOICE_GONE:
-                self._detail(f"The queue item no longer exists in Qondor: {_error_message(err)}")
+                self._last_error = _error_message(err)
+                self._detail(f"The queue item no longer exists in Qondor (final). {_MESSAGE_ELSEWHERE}")
                 self._set_state(SyncState.FAILED)
                 return
             if _error_type(err) != DataError.error_type:
@@ -173,6 +184,7 @@ class InvoiceSync:
                 ),
                 "SetAsProcessed in Qondor",
             )
+        self._event("synced")
         if bundle.invoice.status == QueueStatus.PAID:
             self._set_state(SyncState.PAID)
         elif result.paid:
@@ -310,6 +322,7 @@ class InvoiceSync:
 
     async def _fail(self, message: str) -> None:
         """A data error: SetAsFailed (final in Qondor) with the PM's message, alert, end."""
+        failed_step = self._step
         self._last_error = message
         await self._qondor(
             Step.SET_FAILED,
@@ -322,7 +335,10 @@ class InvoiceSync:
             "SetAsFailed in Qondor",
         )
         self._set_state(SyncState.FAILED)
-        self._detail(f"Failed (reported to Qondor): {message}")
+        self._detail(
+            f"**Failed**: data error at step **{failed_step or '?'}**, reported to Qondor (SetAsFailed); the project "
+            f"manager fixes it in Qondor. {_MESSAGE_ELSEWHERE}"
+        )
         await self._notify("Invoice failed: the project manager must fix it in Qondor", message)
 
     # --- activity helpers ------------------------------------------------------------------------
@@ -364,7 +380,10 @@ class InvoiceSync:
         previous = self._state
         self._last_error = message
         self._set_state(SyncState.NEEDS_ATTENTION)
-        self._detail(f"**Needs attention** (operator): {message}\n\nFix it, then send the `resync` signal.")
+        self._detail(
+            f"**Needs attention** (operator): configuration problem at step **{self._step or '?'}**. "
+            f"{_MESSAGE_ELSEWHERE}\n\nFix it, then send the `resync` signal."
+        )
         await self._notify("Invoice needs attention: configuration", message)
         seen = self._resyncs
         await workflow.wait_condition(lambda: self._resyncs != seen)
@@ -406,6 +425,22 @@ class InvoiceSync:
     def _set_state(self, state: SyncState) -> None:
         self._state = state
         workflow.upsert_search_attributes([sa.SYNC_STATE.value_set(state.value)])
+        if state in _EVENT_STATES:
+            self._event(state.value)
+
+    def _event(self, outcome: str) -> None:
+        """Count the event (``qondor_sync_invoices_total``) and log it; neither happens during replay, and
+        neither is a Temporal command (the workflow fingerprint does not change)."""
+        office_id, invoice_id = self._input.office_id, self._input.invoice_id
+        system = self._input.accounting_system.value
+        count_invoice(workflow.metric_meter(), office_id, system, outcome)
+        where = f" at step {self._step!r}" if outcome == "needs_attention" and self._step else ""
+        events.log(
+            logging.WARNING if outcome in ("failed", "needs_attention") else logging.INFO,
+            "invoice %s of office %s: %s (%s)%s, workflow %s",
+            invoice_id, office_id, outcome.replace("_", " "), system, where, workflow.info().workflow_id,
+            extra={"event": f"invoice_{outcome}", "office_id": office_id, "invoice_id": invoice_id, "system": system},
+        )
 
     def _detail(self, text: str) -> None:
         self._step = None

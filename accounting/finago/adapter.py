@@ -39,20 +39,31 @@ from accounting.finago.mapping import (
     check_vat,
     company_body,
     customer_link_key,
+    directory_company_body,
     invoice_order,
     invoice_rows,
     is_consumer,
     product_for_line,
     project_body,
+    project_fields,
     project_id,
+    project_id_for,
+    project_status_name,
 )
 from accounting.finago.settings import FinagoSettings
 from activities.common import AsyncStore, OfficeClients, audit
 from domain.config import AccountingSystem, OfficeConfig
 from domain.errors import ConfigurationError, DataError
-from domain.qondor import InvoiceKind
+from domain.qondor import Customer, InvoiceKind, Project
 from domain.rules import describe, money, normalise_email, normalise_org_number
-from domain.sync import CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest, SyncState
+from domain.sync import (
+    AccountingRefs,
+    CheckPaymentRequest,
+    InvoiceResult,
+    PaymentNotice,
+    StepRequest,
+    SyncState,
+)
 from store.records import TrackedInvoice
 
 REFERENCE_TTL_SECONDS = 600.0
@@ -63,6 +74,10 @@ SWEEP_CHUNK_DAYS = 7
 COMPANY_PROPERTIES = ("Id", "ExternalId", "Name", "OrganizationNumber", "Type", "EmailAddresses")
 ORDER_PROPERTIES = ("OrderId", "InvoiceId", "ReferenceNumber", "OrderStatus", "OrderTotalIncVat", "CustomerId")
 T = TypeVar("T")
+RECREATE = "delete the failed payment in Qondor and create it again"
+"""How the invoice sync's messages end: a failed payment is final in Qondor."""
+NEXT_RUN = "the next customer and project sync picks it up (or run `qondor-sync directory --now`)"
+"""How the scheduled customer and project sync's messages end."""
 
 
 @dataclass
@@ -83,6 +98,7 @@ class FinagoAdapter:
     label: str = "24SevenOffice"
     _catalogs: dict[int, _Catalog] = field(default_factory=dict)
     _statuses: dict[int, tuple[float, dict[str, int]]] = field(default_factory=dict)
+    _types: dict[int, tuple[float, dict[str, int]]] = field(default_factory=dict)
 
     def _client(self, office_id: int) -> FinagoClient:
         return self.clients.accounting(office_id)
@@ -173,21 +189,36 @@ class FinagoAdapter:
 
         customer = bundle.customer
         assert customer is not None
+        return self._business_party(office_id, customer, body, what, customer_link_key(bundle), RECREATE)
+
+    def _business_party(
+        self, office_id: int, customer: Customer, body: dict[str, Any], what: str, key: str, then: str
+    ) -> Party:
+        """A Qondor customer as a Business company, matched by the seed's rules; ``then`` ends error messages
+        with what to do after fixing (the invoice sync and the scheduled customer sync say it differently)."""
+        client = self._client(office_id)
         qondor = self.clients.qondor(office_id)
+
+        async def create() -> str:
+            saved = await self._save(client.save_company(body), what, "customer")
+            return str(saved["Id"])
+
+        async def update(company_id: str) -> None:
+            await self._save(client.save_company({"Id": int(company_id), **body}), what, "customer")
 
         async def find_business() -> Match | None:
             reference = (customer.external_reference or "").strip()
             if reference:
-                return Match(await self._referenced_company(client, reference, what, customer), update=True)
+                return Match(await self._referenced_company(client, reference, what, customer, then), update=True)
             org = normalise_org_number(customer.organisation_number)
             if org:
                 matches = await client.find_companies(organization_number=org, return_properties=COMPANY_PROPERTIES)
-                _single(matches, f"{what}: organisation number {org} belongs to {{n}} companies", "organisation")
+                _single(matches, f"{what}: organisation number {org} belongs to {{n}} companies", "organisation", then)
                 if matches:
                     return Match(str(matches[0]["Id"]), update=True, finish=True)
             # A company this integration made for the customer (ExternalId = Qondor id) whose write-back was lost.
             matches = await client.find_companies(external_id=str(customer.id), return_properties=COMPANY_PROPERTIES)
-            _single(matches, f"{what}: Qondor customer {customer.id} is the ExternalId of {{n}} companies", "id")
+            _single(matches, f"{what}: Qondor customer {customer.id} is the ExternalId of {{n}} companies", "id", then)
             return Match(str(matches[0]["Id"]), update=True, finish=True) if matches else None
 
         async def write_back(company_id: str) -> None:
@@ -206,26 +237,84 @@ class FinagoAdapter:
                 detail={"externalReference": company_id},
             )
 
-        return Party(
-            "customer", customer_link_key(bundle), "customer", body, create, find_business, update, finish=write_back
-        )
+        return Party("customer", key, "customer", body, create, find_business, update, finish=write_back)
 
-    async def _referenced_company(self, client: FinagoClient, reference: str, what: str, customer: Any) -> str:
+    async def _referenced_company(
+        self, client: FinagoClient, reference: str, what: str, customer: Any, then: str = RECREATE
+    ) -> str:
         """The company a Qondor customer's External Reference names; anything else is the PM's to fix."""
         name = f"customer '{customer.name}' (id {customer.id})"
         if not reference.isdigit():
             raise DataError(
                 f"{what}: the External Reference '{reference}' of {name} is not a 24SevenOffice company id. "
-                "Set it to the company id (a number) or clear it, then delete the failed payment in Qondor and "
-                "create it again."
+                f"Set it to the company id (a number) or clear it, then {then}."
             )
         if not await client.find_companies(company_id=int(reference), return_properties=("Id",)):
             raise DataError(
                 f"{what}: the External Reference {reference} of {name} points at no company in 24SevenOffice. "
-                "Correct it to the right company id (or clear it to create the company), then delete the failed "
-                "payment in Qondor and create it again."
+                f"Correct it to the right company id (or clear it to create the company), then {then}."
             )
         return reference
+
+    # --- the customer and project sync -----------------------------------------------------------
+
+    def directory_customer(self, office_id: int, customer: Customer) -> Party:
+        """Name, organisation number and ExternalId, matched and written back exactly as for an invoice."""
+        what = f"Customer '{customer.name}' (Qondor id {customer.id})"
+        body = directory_company_body(customer)
+        return self._business_party(office_id, customer, body, what, f"customer:{customer.id}", NEXT_RUN)
+
+    def directory_project_manager(self, office_id: int, project: Project) -> Party | Skipped:
+        return Skipped("24SevenOffice: projects need no project manager employee")
+
+    def directory_project(self, office_id: int, project: Project, refs: AccountingRefs) -> Party | Skipped:
+        """Name, status ("Aktiv" / "Avsluttet"), dates, type (the category, by name) and customer. What is
+        compared is Qondor's data (status and category by name), so an unchanged project costs no call; the
+        ids are looked up only to write. Saving a deactivated project reactivates it."""
+        number = (project.project_no or "").strip()
+        if not number:
+            return Skipped("no project number")
+        client = self._client(office_id)
+        what = f"Project {number} '{project.name}' (Qondor id {project.id})"
+        wanted = project_id_for(number, project.id)
+        compared = project_fields(project, number, refs.customer_id, None) | {
+            "Status": project_status_name(project.status),
+            "Type": project.project_category,
+        }
+
+        async def body() -> dict[str, Any]:
+            written = {k: v for k, v in compared.items() if k not in ("Status", "Type")}
+            written["StatusId"] = await self._status_id(office_id, compared["Status"], then=NEXT_RUN)
+            if project.project_category:
+                written["TypeId"] = await self._type_id(office_id, project.project_category)
+            return written
+
+        async def find() -> Match | None:
+            found = await client.get_project(wanted) if wanted is not None else None
+            return Match(str(wanted), update=True) if found else None
+
+        async def create() -> str:
+            return str(await self._save(client.save_project(await body()), what, "project"))
+
+        async def update(found_id: str) -> None:
+            await self._save(client.save_project(await body() | {"Id": int(found_id)}), what, "project")
+
+        return Party("project", number, "project", compared, create, find, update)
+
+    async def _type_id(self, office_id: int, name: str) -> int:
+        """The project type named like the Qondor category (read once per REFERENCE_TTL_SECONDS)."""
+        cached = self._types.get(office_id)
+        if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
+            types = {str(t["Value"]): int(t["Key"]) for t in await self._client(office_id).project_types()}
+            self._types[office_id] = cached = (time.monotonic(), types)
+        if name not in cached[1]:
+            self._types.pop(office_id, None)  # an operator's fix is seen on the next run
+            raise ConfigurationError(
+                f"24SevenOffice has no project type '{name}' for the Qondor project category '{name}' (it has: "
+                f"{', '.join(sorted(cached[1])) or 'none'}). Create the project type '{name}' in 24SevenOffice, then "
+                f"{NEXT_RUN}."
+            )
+        return cached[1][name]
 
     def contact(self, request: StepRequest) -> Party | Skipped:
         return Skipped("24SevenOffice: the seed syncs no contact persons")
@@ -256,7 +345,7 @@ class FinagoAdapter:
         body = project_body(bundle, request.refs.customer_id, None)
         return Party("project", number, "project", body, create, find, update, refresh_body=compared)
 
-    async def _status_id(self, office_id: int, name: str) -> int:
+    async def _status_id(self, office_id: int, name: str, then: str = "resync") -> int:
         cached = self._statuses.get(office_id)
         if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
             statuses = {str(s["Name"]): int(s["Id"]) for s in await self._client(office_id).project_statuses()}
@@ -265,7 +354,7 @@ class FinagoAdapter:
             self._statuses.pop(office_id, None)  # an operator's fix is seen on the resync
             raise ConfigurationError(
                 f"24SevenOffice has no project status '{name}' (it has: {', '.join(sorted(cached[1])) or 'none'}). "
-                f"Create the project status '{name}' in 24SevenOffice, then resync."
+                f"Create the project status '{name}' in 24SevenOffice, then {then}."
             )
         return cached[1][name]
 
@@ -309,15 +398,13 @@ class FinagoAdapter:
         self, request: StepRequest, office: OfficeConfig, original: Original | None
     ) -> InvoiceResult | None:
         """The order an earlier attempt saved, by ReferenceNumber (the Qondor invoice id) among the customer's
-        orders changed since the invoice date."""
+        orders. Not narrowed by date: an order saved days before a retry (or for an invoice dated ahead) must
+        still be found, and this runs only when an earlier attempt may have written."""
         if request.refs.customer_id is None:
             return None
         invoice = request.bundle.invoice
         found = await self._client(office.id).get_invoices(
-            customer_ids=[int(request.refs.customer_id)],
-            changed_after=datetime.combine(invoice.invoice_date - timedelta(days=1), datetime.min.time()),
-            invoice_properties=ORDER_PROPERTIES,
-            row_properties=(),
+            customer_ids=[int(request.refs.customer_id)], invoice_properties=ORDER_PROPERTIES, row_properties=()
         )
         for order in found:
             if str(order.get("ReferenceNumber")) == str(invoice.id):
@@ -398,23 +485,27 @@ class FinagoAdapter:
 
     async def _write(self, call: Awaitable[T], bundle: Any, what: str) -> T:
         """Await a 24SevenOffice save; a per-item APIException names the invoice and what was refused."""
+        return await self._save(call, describe(bundle.invoice), what)
+
+    async def _save(self, call: Awaitable[T], subject: str, what: str) -> T:
+        """Await a 24SevenOffice save; a per-item APIException names ``subject`` and what was refused."""
         try:
             return await call
         except FinagoItemError as exc:
             raise ConfigurationError(
-                f"{describe(bundle.invoice)}: 24SevenOffice refused the {what} ({exc.type}: {exc.item_message}). "
+                f"{subject}: 24SevenOffice refused the {what} ({exc.type}: {exc.item_message}). "
                 "Fix the setting or the data in 24SevenOffice, then resync."
             ) from exc
 
 
-def _single(matches: list[dict[str, Any]], message: str, what: str) -> None:
+def _single(matches: list[dict[str, Any]], message: str, what: str, then: str = RECREATE) -> None:
     """More than one match is an error the PM (or finance) must resolve, never a guess."""
     if len(matches) > 1:
         ids = ", ".join(str(m.get("Id")) for m in matches)
         raise DataError(
             message.format(n=len(matches))
             + f" in 24SevenOffice (ids {ids}). Merge the duplicates in 24SevenOffice or set the customer's External "
-            "Reference in Qondor to the right company id, then delete the failed payment and create it again."
+            f"Reference in Qondor to the right company id, then {then}."
         )
 
 

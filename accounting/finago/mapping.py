@@ -14,7 +14,7 @@ from typing import Any
 
 from accounting.finago.settings import FinagoSettings
 from domain.errors import ConfigurationError, DataError
-from domain.qondor import InvoiceKind, InvoiceLine
+from domain.qondor import Customer, InvoiceKind, InvoiceLine, Project, ProjectStatus
 from domain.rules import describe, money, normalise_email, normalise_org_number
 from domain.sync import InvoiceBundle
 
@@ -27,14 +27,30 @@ TITLE_MAX = 200
 
 def project_id(bundle: InvoiceBundle) -> int:
     """The 24SevenOffice project id: "SO" + digits gives the digits, otherwise the Qondor project id."""
-    number = (bundle.invoice.project_no or "").strip()
-    match = SO_PROJECT_NUMBER.match(number)
-    if match:
-        return int(match.group(1))
     project = bundle.project
-    if project is None:  # pragma: no cover - validate_bundle guarantees the project
-        raise DataError(f"{describe(bundle.invoice)}: project {number} was not found in Qondor.")
-    return project.id
+    found = project_id_for(bundle.invoice.project_no, project.id if project is not None else None)
+    if found is None:  # pragma: no cover - validate_bundle guarantees the project
+        raise DataError(f"{describe(bundle.invoice)}: project {bundle.invoice.project_no} was not found in Qondor.")
+    return found
+
+
+def project_id_for(project_no: str | None, qondor_project_id: int | None) -> int | None:
+    """The project id rule on its own: "SO" + digits gives the digits, otherwise the Qondor project id."""
+    match = SO_PROJECT_NUMBER.match((project_no or "").strip())
+    return int(match.group(1)) if match else qondor_project_id
+
+
+STATUS_OF_QONDOR = {
+    ProjectStatus.PENDING: ACTIVE_STATUS,
+    ProjectStatus.CONFIRMED: ACTIVE_STATUS,
+    ProjectStatus.FINISHED: CLOSED_STATUS,
+    ProjectStatus.CANCELLED: CLOSED_STATUS,
+}
+"""The seed's project status mapping: Pending, Confirmed -> "Aktiv"; Cancelled, Finished -> "Avsluttet"."""
+
+
+def project_status_name(status: ProjectStatus | None) -> str:
+    return STATUS_OF_QONDOR.get(status, ACTIVE_STATUS) if status is not None else ACTIVE_STATUS
 
 
 def _day(value: date | None) -> datetime | None:
@@ -82,6 +98,22 @@ def company_body(bundle: InvoiceBundle) -> dict[str, Any]:
         )
     customer = bundle.customer
     assert customer is not None
+    return business_company_body(customer)
+
+
+DIRECTORY_COMPANY_FIELDS = ("Type", "ExternalId", "Name", "OrganizationNumber")
+"""What the scheduled customer sync writes (the seed: name, organisation number, Qondor id as ExternalId); Qondor's
+customer list carries no address, so the invoice sync's address is never overwritten with less."""
+
+
+def directory_company_body(customer: Customer) -> dict[str, Any]:
+    """The Company as the customer and project sync writes it: the invoice sync's Business body, narrowed."""
+    body = business_company_body(customer)
+    return {k: body[k] for k in DIRECTORY_COMPANY_FIELDS if k in body}
+
+
+def business_company_body(customer: Customer) -> dict[str, Any]:
+    """A Qondor customer as a Business company with its organisation number and the Qondor id as ExternalId."""
     country = (customer.country_code or "NO").upper()
     return _without_none(
         {
@@ -108,10 +140,17 @@ def project_body(bundle: InvoiceBundle, customer_id: str | None, status_id: int 
     """The Project as the invoice sync creates it (the scheduled project sync keeps it current)."""
     project = bundle.project
     assert project is not None
+    return project_fields(project, bundle.invoice.project_no, customer_id, status_id) | {"Id": project_id(bundle)}
+
+
+def project_fields(
+    project: Project, project_no: str | None, customer_id: str | None, status_id: int | None
+) -> dict[str, Any]:
+    """The Project from Qondor's project and its number (shared by the invoice sync and the project sync)."""
     return _without_none(
         {
-            "Id": project_id(bundle),
-            "Name": (project.name or bundle.invoice.project_no or "")[:NAME_MAX],
+            "Id": project_id_for(project_no, project.id),
+            "Name": (project.name or project_no or "")[:NAME_MAX],
             "CustomerId": int(customer_id) if customer_id else None,
             "StatusId": status_id,
             "DateStart": _day(project.start_date),

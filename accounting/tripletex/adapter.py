@@ -31,21 +31,36 @@ from accounting.tripletex.mapping import (
     customer_body,
     customer_link_key,
     customer_match_keys,
+    directory_customer_body,
     employee_body,
     invoice_body,
     is_full_credit,
     order_body,
     order_lines,
     project_body,
+    project_fields,
 )
 from activities.common import AsyncStore, OfficeClients, audit
-from domain.config import AccountingSystem, InvoiceMode, OfficeConfig
+from domain.config import AccountingSystem, Flow, InvoiceMode, OfficeConfig
 from domain.errors import ConfigurationError, DataError
-from domain.qondor import InvoiceKind
+from domain.qondor import Customer, InvoiceKind, Project, ProjectManager
 from domain.rules import describe, invoice_reference, money, normalise_email
-from domain.sync import CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest, SyncState
+from domain.sync import (
+    AccountingRefs,
+    CheckPaymentRequest,
+    InvoiceResult,
+    PaymentNotice,
+    StepRequest,
+    SyncState,
+)
 from store.records import TrackedInvoice
 
+RECREATE = "delete the failed payment in Qondor and create it again"
+"""How the invoice sync's messages end: a failed payment is final in Qondor."""
+NEXT_RUN = "the next customer and project sync picks it up (or run `qondor-sync directory --now`)"
+"""How the scheduled customer and project sync's messages end."""
+PROJECTS_WITH_INVOICES = "created with the first invoice (costs_sales off)"
+"""Why the Tripletex project sync skips a project: without cost/sales sync the first invoice creates it."""
 REFERENCE_TTL_SECONDS = 600.0
 """How long VAT types are reused before they are read again."""
 SWEEP_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCredited,isCreditNote,orders(id)"
@@ -82,7 +97,7 @@ class TripletexAdapter:
 
         async def find() -> Match | None:
             org, email = customer_match_keys(bundle)
-            match = await self._find_customer(client, bundle, org, email)
+            match = await self._find_customer(client, describe(bundle.invoice), org, email)
             # Qondor is the master for customers: a matched Tripletex customer takes Qondor's data.
             return Match(str(match["id"]), update=True) if match is not None else None
 
@@ -95,18 +110,17 @@ class TripletexAdapter:
         return Party("customer", customer_link_key(bundle), "customer", body, create, find, update)
 
     async def _find_customer(
-        self, client: TripletexClient, bundle: Any, org: str | None, email: str | None
+        self, client: TripletexClient, what: str, org: str | None, email: str | None, then: str = RECREATE
     ) -> dict[str, Any] | None:
-        """Match by organisation number, else (for customers without one) by e-mail; never guess."""
-        what = describe(bundle.invoice)
+        """Match by organisation number, else (for customers without one) by e-mail; never guess. ``what`` starts
+        and ``then`` ends the error messages."""
         if org:
             matches = await client.find_customers(organization_number=org, fields="id,name,organizationNumber")
             if len(matches) > 1:
                 ids = ", ".join(str(m["id"]) for m in matches)
                 raise DataError(
                     f"{what}: organisation number {org} belongs to {len(matches)} customers in Tripletex "
-                    f"(ids {ids}). Merge the duplicates in Tripletex (finance), then delete the failed payment in "
-                    "Qondor and create it again."
+                    f"(ids {ids}). Merge the duplicates in Tripletex (finance), then {then}."
                 )
             return matches[0] if matches else None
         if email:
@@ -120,7 +134,7 @@ class TripletexAdapter:
                 raise DataError(
                     f"{what}: e-mail {email} belongs to {len(matches)} customers in Tripletex (ids {ids}), so the "
                     "customer cannot be matched. Merge the duplicates in Tripletex or add the organisation number "
-                    "in Qondor, then delete the failed payment and create it again."
+                    f"in Qondor, then {then}."
                 )
             return matches[0] if matches else None
         return None
@@ -163,9 +177,12 @@ class TripletexAdapter:
         )
 
     def project_manager(self, request: StepRequest) -> Party | Skipped:
-        office_id, bundle = request.office_id, request.bundle
-        pm = bundle.project_manager
+        pm = request.bundle.project_manager
         assert pm is not None, "validate_bundle guarantees a project manager"
+        return self._employee_party(request.office_id, pm, describe(request.bundle.invoice))
+
+    def _employee_party(self, office_id: int, pm: ProjectManager, what: str) -> Party:
+        """The project manager as a Tripletex user, by e-mail; one this integration made gets PM access."""
         email = normalise_email(pm.email)
         client = self._client(office_id)
         body = employee_body(pm)
@@ -175,7 +192,7 @@ class TripletexAdapter:
             return Match(str(found[0]["id"]), record_fingerprint=False) if found else None
 
         async def create() -> str:
-            return str((await self._write(client.create_employee(body), bundle, "project manager"))["id"])
+            return str((await self._save(client.create_employee(body), what, "project manager"))["id"])
 
         async def grant(employee_id: str) -> None:
             # Tripletex refuses a project manager without project-manager access; grant it to users we made.
@@ -211,6 +228,70 @@ class TripletexAdapter:
         async def update(project_id: str) -> None:
             # PUT keeps omitted fields.
             await self._write(client.put(f"/project/{project_id}", compared), bundle, "project")
+
+        return Party("project", number, "project", body, create, find, update, refresh_body=compared)
+
+    # --- the customer and project sync -----------------------------------------------------------
+
+    def directory_customer(self, office_id: int, customer: Customer) -> Party:
+        """Name, organisation number and e-mail, matched as for an invoice (organisation number, else e-mail)."""
+        client = self._client(office_id)
+        what = f"Customer '{customer.name}' (Qondor id {customer.id})"
+        body = directory_customer_body(customer)
+
+        async def find() -> Match | None:
+            match = await self._find_customer(
+                client, what, body.get("organizationNumber"), body.get("email"), NEXT_RUN
+            )
+            return Match(str(match["id"]), update=True) if match is not None else None
+
+        async def create() -> str:
+            return str((await self._save(client.create_customer(body), what, "customer"))["id"])
+
+        async def update(customer_id: str) -> None:
+            await self._save(client.update_customer(int(customer_id), body), what, "customer")
+
+        return Party("customer", f"customer:{customer.id}", "customer", body, create, find, update)
+
+    def _projects_synced(self, office_id: int) -> bool:
+        """The Tripletex seed: a confirmed project is created ahead of its first invoice only with cost/sales sync."""
+        return Flow.COSTS_SALES in self.clients.office(office_id).flows
+
+    def directory_project_manager(self, office_id: int, project: Project) -> Party | Skipped:
+        if not self._projects_synced(office_id):
+            return Skipped(PROJECTS_WITH_INVOICES)
+        pm = project.main_project_manager
+        what = f"Project {project.project_no} '{project.name}' (Qondor id {project.id})"
+        if pm is None or not normalise_email(pm.email):
+            raise DataError(
+                f"{what}: the project has no main project manager with an e-mail in Qondor, and a Tripletex project "
+                f"needs one. Set the project manager in Qondor; {NEXT_RUN}."
+            )
+        return self._employee_party(office_id, pm, what)
+
+    def directory_project(self, office_id: int, project: Project, refs: AccountingRefs) -> Party | Skipped:
+        """Number, name, customer, project manager and dates (with cost/sales sync on; else the first invoice
+        creates the project, as without this sync)."""
+        if not self._projects_synced(office_id):
+            return Skipped(PROJECTS_WITH_INVOICES)
+        number = (project.project_no or "").strip()
+        if not number:
+            return Skipped("no project number")
+        client = self._client(office_id)
+        what = f"Project {number} '{project.name}' (Qondor id {project.id})"
+        body = project_fields(project, number, refs, date.today())
+        # A start date that is only today standing in for a missing one is written, never compared.
+        compared = {k: v for k, v in body.items() if k != "startDate" or project.start_date is not None}
+
+        async def find() -> Match | None:
+            found = await client.find_project_by_number(number)
+            return Match(str(found["id"]), update=True) if found is not None else None
+
+        async def create() -> str:
+            return str((await self._save(client.create_project(body), what, "project"))["id"])
+
+        async def update(project_id: str) -> None:
+            await self._save(client.put(f"/project/{project_id}", compared), what, "project")
 
         return Party("project", number, "project", body, create, find, update, refresh_body=compared)
 
@@ -408,10 +489,14 @@ class TripletexAdapter:
 
     async def _write(self, call: Any, bundle: Any, what: str) -> dict[str, Any]:
         """Await a Tripletex write, classifying a 422 by the field it names (never by message text)."""
+        return await self._save(call, describe(bundle.invoice), what)
+
+    async def _save(self, call: Any, subject: str, what: str) -> dict[str, Any]:
+        """Await a Tripletex write about ``subject``, classifying a 422 by the field it names."""
         try:
             return await call
         except TripletexValidationError as exc:
-            raise classify_validation(exc, describe(bundle.invoice), what) from exc
+            raise classify_validation(exc, subject, what) from exc
 
 
 def _project_update(bundle: Any, body: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import base64
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -46,6 +47,7 @@ from accounting.tripletex.errors import (
     error_from_response,
     retry_after_seconds,
 )
+from clients.telemetry import CallObserver, observe, status_outcome
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,8 @@ class TripletexClient:
         self._session_lock = asyncio.Lock()
         self._sleep: Callable[[float], Any] = asyncio.sleep
         self._random = random.Random()
+        self.observer: CallObserver | None = None
+        """Told the outcome and duration of every request sent (the worker's metrics; ``clients/telemetry.py``)."""
 
     def __repr__(self) -> str:
         return f"TripletexClient(base_url={self._base_url!r}, company_id={self._company_id})"
@@ -240,10 +244,12 @@ class TripletexClient:
                 token = await self._session()
                 credentials = base64.b64encode(f"{self._company_id}:{token}".encode()).decode()
                 request_headers["Authorization"] = f"Basic {credentials}"
+            started = time.monotonic()
             try:
                 response = await self._http.request(method, path, params=query, content=content,
                                                     headers=request_headers)
             except httpx.TransportError as exc:
+                observe(self.observer, "transport_error", started)
                 if attempt < retries:
                     attempt += 1
                     log.warning("Tripletex %s %s: %s, retrying", method, path, type(exc).__name__)
@@ -252,6 +258,7 @@ class TripletexClient:
                 raise TripletexTransportError(None, None, f"{type(exc).__name__}: {exc}", method=method,
                                               path=path) from exc
             status = response.status_code
+            observe(self.observer, status_outcome(status), started)
             log.debug("Tripletex %s %s -> %s (%s)", method, path, status, response.headers.get("x-tlx-request-id"))
             if status == 401 and token is not None and not refreshed:
                 refreshed = True

@@ -7,12 +7,13 @@ adapter and passed in.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from domain.config import ArticleMapping, OfficeConfig
 from domain.errors import ConfigurationError
-from domain.qondor import ContactPerson, InvoiceKind, ProjectManager, QondorInvoice
+from domain.qondor import ContactPerson, Customer, InvoiceKind, Project, ProjectManager, QondorInvoice
 from domain.rules import describe, invoice_reference, money, normalise_email, normalise_org_number
 from domain.sync import AccountingRefs, InvoiceBundle
 
@@ -77,6 +78,22 @@ def customer_body(bundle: InvoiceBundle) -> dict[str, Any]:
         )
     customer = bundle.customer
     assert customer is not None, "validate_bundle guarantees a customer"
+    return business_customer_body(customer)
+
+
+DIRECTORY_CUSTOMER_FIELDS = ("name", "organizationNumber", "email", "invoiceEmail", "isPrivateIndividual")
+"""What the scheduled customer sync writes: Qondor's customer list has no address or phone, so the invoice
+sync's are never overwritten with less (a PUT keeps omitted fields)."""
+
+
+def directory_customer_body(customer: Customer) -> dict[str, Any]:
+    """The Tripletex customer as the customer and project sync writes it: the invoice sync's body, narrowed."""
+    body = business_customer_body(customer)
+    return {k: body[k] for k in DIRECTORY_CUSTOMER_FIELDS if k in body}
+
+
+def business_customer_body(customer: Customer) -> dict[str, Any]:
+    """A Qondor (company) customer as a Tripletex customer."""
     email = normalise_email(customer.invoice_email)
     return _without_none(
         {
@@ -138,11 +155,16 @@ def project_body(bundle: InvoiceBundle, refs: AccountingRefs) -> dict[str, Any]:
     project = bundle.project
     invoice = bundle.invoice
     assert project is not None
+    return project_fields(project, invoice.project_no, refs, invoice.invoice_date)
+
+
+def project_fields(project: Project, number: str | None, refs: AccountingRefs, default_start: date) -> dict[str, Any]:
+    """The Tripletex project from Qondor's project; ``default_start`` stands in for a missing start date."""
     return _without_none(
         {
-            "name": project.name or f"Project {invoice.project_no}",
-            "number": invoice.project_no,
-            "startDate": (project.start_date or invoice.invoice_date).isoformat(),
+            "name": project.name or f"Project {number}",
+            "number": number,
+            "startDate": (project.start_date or default_start).isoformat(),
             "endDate": project.end_date.isoformat() if project.end_date and project.start_date else None,
             "projectManager": {"id": int(refs.employee_id)} if refs.employee_id else None,
             "customer": {"id": int(refs.customer_id)} if refs.customer_id else None,
