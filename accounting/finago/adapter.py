@@ -22,13 +22,14 @@ customer or project whose Qondor data changed.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from accounting.adapter import Match, Original, Party, PaymentObservation, Skipped
 from accounting.finago.client import FinagoClient
@@ -74,17 +75,40 @@ SWEEP_CHUNK_DAYS = 7
 COMPANY_PROPERTIES = ("Id", "ExternalId", "Name", "OrganizationNumber", "Type", "EmailAddresses")
 ORDER_PROPERTIES = ("OrderId", "InvoiceId", "ReferenceNumber", "OrderStatus", "OrderTotalIncVat", "CustomerId")
 T = TypeVar("T")
+R = TypeVar("R")
 RECREATE = "delete the failed payment in Qondor and create it again"
 """How the invoice sync's messages end: a failed payment is final in Qondor."""
 NEXT_RUN = "the next customer and project sync picks it up (or run `qondor-sync directory --now`)"
 """How the scheduled customer and project sync's messages end."""
 
 
+class _Reference(Generic[R]):
+    """Reference data of each office (products, project statuses, project types), read once per
+    REFERENCE_TTL_SECONDS; concurrent readers of a cold or expired entry share one read (an asyncio lock per
+    office), so a burst of invoices does not spend the hourly budget on the same lookups."""
+
+    def __init__(self, load: Callable[[int], Awaitable[R]]) -> None:
+        self._load = load
+        self._cached: dict[int, tuple[float, R]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def get(self, office_id: int) -> R:
+        async with self._locks.setdefault(office_id, asyncio.Lock()):
+            cached = self._cached.get(office_id)
+            if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
+                cached = (time.monotonic(), await self._load(office_id))
+                self._cached[office_id] = cached
+            return cached[1]
+
+    def forget(self, office_id: int) -> None:
+        """Read afresh next time (after a configuration error, so an operator's fix is seen)."""
+        self._cached.pop(office_id, None)
+
+
 @dataclass
 class _Catalog:
     """Products and categories of one office, read together and kept for REFERENCE_TTL_SECONDS."""
 
-    read_at: float
     products: dict[int, Product]
     by_category: dict[int, Product]
     category_by_no: dict[str, int]
@@ -96,9 +120,20 @@ class FinagoAdapter:
     store: AsyncStore
     system: AccountingSystem = AccountingSystem.FINAGO
     label: str = "24SevenOffice"
-    _catalogs: dict[int, _Catalog] = field(default_factory=dict)
-    _statuses: dict[int, tuple[float, dict[str, int]]] = field(default_factory=dict)
-    _types: dict[int, tuple[float, dict[str, int]]] = field(default_factory=dict)
+    _catalogs: _Reference[_Catalog] = field(init=False)
+    _statuses: _Reference[dict[str, int]] = field(init=False)
+    _types: _Reference[dict[str, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._catalogs = _Reference(self._read_catalog)
+        self._statuses = _Reference(
+            lambda office_id: self._named(self._client(office_id).project_statuses(), "Name", "Id")
+        )
+        self._types = _Reference(lambda office_id: self._named(self._client(office_id).project_types(), "Value", "Key"))
+
+    @staticmethod
+    async def _named(call: Awaitable[list[dict[str, Any]]], name: str, key: str) -> dict[str, int]:
+        return {str(item[name]): int(item[key]) for item in await call}
 
     def _client(self, office_id: int) -> FinagoClient:
         return self.clients.accounting(office_id)
@@ -125,10 +160,10 @@ class FinagoAdapter:
         """The order rows; a mapping problem found with cached products is checked again against a fresh read,
         so an operator's fix in 24SevenOffice is seen by the next attempt (the resync)."""
         try:
-            return self._rows_from(request, await self._catalog(request.office_id))
+            return self._rows_from(request, await self._catalogs.get(request.office_id))
         except ConfigurationError:
-            self._catalogs.pop(request.office_id, None)
-            return self._rows_from(request, await self._catalog(request.office_id))
+            self._catalogs.forget(request.office_id)
+            return self._rows_from(request, await self._catalogs.get(request.office_id))
 
     def _rows_from(self, request: StepRequest, catalog: _Catalog) -> list[dict[str, Any]]:
         settings = self._settings(request.office_id)
@@ -139,24 +174,20 @@ class FinagoAdapter:
             products.append(product)
         return invoice_rows(request.bundle, products)
 
-    async def _catalog(self, office_id: int) -> _Catalog:
-        cached = self._catalogs.get(office_id)
-        if cached is None or time.monotonic() - cached.read_at > REFERENCE_TTL_SECONDS:
-            client = self._client(office_id)
-            products = {}
-            for found in await client.get_products():
-                if found.get("StatusId") in (None, 1):  # 0 = expired
-                    products[int(found["Id"])] = Product(
-                        int(found["Id"]), found.get("Name") or "", found.get("CategoryId"), found.get("TaxRate")
-                    )
-            by_category: dict[int, Product] = {}
-            for product in sorted(products.values(), key=lambda p: p.id):
-                if product.category_id is not None:
-                    by_category.setdefault(int(product.category_id), product)
-            categories = {str(c["No"]): int(c["Id"]) for c in await client.get_categories() if c.get("No")}
-            cached = _Catalog(time.monotonic(), products, by_category, categories)
-            self._catalogs[office_id] = cached
-        return cached
+    async def _read_catalog(self, office_id: int) -> _Catalog:
+        client = self._client(office_id)
+        products = {}
+        for found in await client.get_products():
+            if found.get("StatusId") in (None, 1):  # 0 = expired
+                products[int(found["Id"])] = Product(
+                    int(found["Id"]), found.get("Name") or "", found.get("CategoryId"), found.get("TaxRate")
+                )
+        by_category: dict[int, Product] = {}
+        for product in sorted(products.values(), key=lambda p: p.id):
+            if product.category_id is not None:
+                by_category.setdefault(int(product.category_id), product)
+        categories = {str(c["No"]): int(c["Id"]) for c in await client.get_categories() if c.get("No")}
+        return _Catalog(products, by_category, categories)
 
     # --- parties ---------------------------------------------------------------------------------
 
@@ -214,9 +245,9 @@ class FinagoAdapter:
             if org:
                 matches = await client.find_companies(organization_number=org, return_properties=COMPANY_PROPERTIES)
                 _single(matches, f"{what}: organisation number {org} belongs to {{n}} companies", "organisation", then)
-                if matches:
-                    return Match(str(matches[0]["Id"]), update=True, finish=True)
-            # A company this integration made for the customer (ExternalId = Qondor id) whose write-back was lost.
+                # A company this integration made (lost answer or write-back) carries the number: found here too.
+                return Match(str(matches[0]["Id"]), update=True, finish=True) if matches else None
+            # Without a number: a company this integration made for the customer (ExternalId = Qondor id).
             matches = await client.find_companies(external_id=str(customer.id), return_properties=COMPANY_PROPERTIES)
             _single(matches, f"{what}: Qondor customer {customer.id} is the ExternalId of {{n}} companies", "id", then)
             return Match(str(matches[0]["Id"]), update=True, finish=True) if matches else None
@@ -303,18 +334,15 @@ class FinagoAdapter:
 
     async def _type_id(self, office_id: int, name: str) -> int:
         """The project type named like the Qondor category (read once per REFERENCE_TTL_SECONDS)."""
-        cached = self._types.get(office_id)
-        if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
-            types = {str(t["Value"]): int(t["Key"]) for t in await self._client(office_id).project_types()}
-            self._types[office_id] = cached = (time.monotonic(), types)
-        if name not in cached[1]:
-            self._types.pop(office_id, None)  # an operator's fix is seen on the next run
+        types = await self._types.get(office_id)
+        if name not in types:
+            self._types.forget(office_id)  # an operator's fix is seen on the next run
             raise ConfigurationError(
                 f"24SevenOffice has no project type '{name}' for the Qondor project category '{name}' (it has: "
-                f"{', '.join(sorted(cached[1])) or 'none'}). Create the project type '{name}' in 24SevenOffice, then "
+                f"{', '.join(sorted(types)) or 'none'}). Create the project type '{name}' in 24SevenOffice, then "
                 f"{NEXT_RUN}."
             )
-        return cached[1][name]
+        return types[name]
 
     def contact(self, request: StepRequest) -> Party | Skipped:
         return Skipped("24SevenOffice: the seed syncs no contact persons")
@@ -346,17 +374,14 @@ class FinagoAdapter:
         return Party("project", number, "project", body, create, find, update, refresh_body=compared)
 
     async def _status_id(self, office_id: int, name: str, then: str = "resync") -> int:
-        cached = self._statuses.get(office_id)
-        if cached is None or time.monotonic() - cached[0] > REFERENCE_TTL_SECONDS:
-            statuses = {str(s["Name"]): int(s["Id"]) for s in await self._client(office_id).project_statuses()}
-            self._statuses[office_id] = cached = (time.monotonic(), statuses)
-        if name not in cached[1]:
-            self._statuses.pop(office_id, None)  # an operator's fix is seen on the resync
+        statuses = await self._statuses.get(office_id)
+        if name not in statuses:
+            self._statuses.forget(office_id)  # an operator's fix is seen on the resync
             raise ConfigurationError(
-                f"24SevenOffice has no project status '{name}' (it has: {', '.join(sorted(cached[1])) or 'none'}). "
+                f"24SevenOffice has no project status '{name}' (it has: {', '.join(sorted(statuses)) or 'none'}). "
                 f"Create the project status '{name}' in 24SevenOffice, then {then}."
             )
-        return cached[1][name]
+        return statuses[name]
 
     # --- invoices --------------------------------------------------------------------------------
 
