@@ -31,7 +31,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.sync import SyncState
-from emulators.qondor.sample import bad_items, merge_seeds, sample_office_data
+from emulators.qondor.sample import bad_items, merge_seeds, sample_office_data, without_customer_references
 from emulators.server import serve_in_thread
 from harness import new_stack
 from workers import codec
@@ -220,6 +220,37 @@ async def test_the_server_stores_no_personal_data_and_the_codec_server_reveals_i
     finally:
         if server is not None:
             server.stop()
+        await stack.close()
+
+
+async def test_a_24sevenoffice_sync_stores_no_personal_data_either(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The same promise for the second system: its companies, consumer booker and orders never reach the
+    server in clear (the activity inputs and results differ from Tripletex's)."""
+    stack = new_stack(temporal_env.client, tmp_path, system="finago", seed={})
+    seed = without_customer_references(sample_office_data(stack.office_id))
+    stack.qondor.seed(seed)
+    needles = personal_data(seed)
+    stack.start_worker()
+    try:
+        base = stack.office_id * 1000
+        await stack.discover()
+        for n in (501, 502, 503, 504, 506):
+            await stack.wait_for_state(base + n, SyncState.AWAITING_PAYMENT)
+        await stack.wait_for_state(base + 505, SyncState.PAID)
+        plain = plain_client(stack.client)
+        raw = b""
+        read = 0
+        async for listed in plain.list_workflows(f"OfficeId={stack.office_id}"):
+            history = await plain.get_workflow_handle(listed.id).fetch_history()
+            read += 1
+            for event in history.events:
+                raw += event.SerializeToString()
+                assert unencrypted(event) == [], f"{listed.id} event {event.event_id}: {unencrypted(event)}"
+        assert read >= 6, f"only {read} of the office's workflows were read"
+        assert leaks(raw, needles) == []
+    finally:
         await stack.close()
 
 
