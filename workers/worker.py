@@ -135,7 +135,12 @@ class SyncWorker:
         }
         workers = [
             Worker(
-                self.client, task_queue=WORKFLOW_QUEUE, workflows=WORKFLOWS, activities=self.service.all(), **common
+                self.client,
+                task_queue=WORKFLOW_QUEUE,
+                workflows=WORKFLOWS,
+                activities=self.service.all(),
+                max_cached_workflows=self.settings.max_cached_workflows,
+                **common,
             ),
             Worker(
                 self.client,
