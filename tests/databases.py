@@ -95,6 +95,17 @@ def postgres_base_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_base_url: str) -> Iterator[str]:
     """``postgres_base_url`` pointed at a fresh, empty schema that is dropped after the test."""
+    yield from _private_schema(postgres_base_url)
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_base_url: str) -> Iterator[str]:
+    """Like ``postgres_url``, for a module's shared fixtures (the fault suite's fleet on PostgreSQL)."""
+    yield from _private_schema(postgres_base_url)
+
+
+def _private_schema(postgres_base_url: str) -> Iterator[str]:
+    """A fresh schema selected through ``search_path``: tests never see each other's rows; dropped afterwards."""
     schema = f"qs_test_{uuid.uuid4().hex[:12]}"
     base = make_url(postgres_base_url)
     options = " ".join(filter(None, [base.query.get("options"), f"-csearch_path={schema}"]))

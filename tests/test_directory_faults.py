@@ -5,8 +5,10 @@ run. The end state must equal a clean run's: every record once, every link and w
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from directory_support import customer, office_seed, project, run_directory, unp
 from temporalio.testing import WorkflowEnvironment
 
 from domain.qondor import ProjectStatus
-from harness import Stack, new_stack
+from harness import Stack, new_stack, wait_until
 
 CUSTOMERS = 6
 COMPANY = r"/CRM/Company/V001/CompanyService\.asmx$"
@@ -139,3 +141,28 @@ async def test_rate_limited_during_a_run_ends_like_a_clean_run(make: Callable[..
     assert state(stack) == clean(stack)
     assert result.customers.failed == 0 and result.customers.created == CUSTOMERS + 1
     assert result.projects.created == 3
+
+
+async def test_the_24sevenoffice_quarantine_during_a_run_is_waited_out(make: Callable[..., Stack]) -> None:
+    """The identity's hourly budget runs out mid-run (every call refused with the quarantine fault until the
+    emulator's hour ends): the run waits, fails no record, and ends like a clean run. As in the invoice fault
+    suite, the emulator's clock is set ten minutes before the end of an hour already past in real time, so the
+    client keeps asking (paced) while the hour lasts; moving the clock past the hour ends the quarantine."""
+    stack = make("finago")
+    books = stack.accounting
+    real = books.now()
+    books.advance(-timedelta(minutes=real.minute, seconds=real.second + 600))
+    books.hourly_limit = books.request_count + 6  # a few records in, then the quarantine
+    run = asyncio.create_task(run_directory(stack, page_size=3))
+
+    async def quarantined() -> bool:
+        return books.request_count >= books.hourly_limit + 3  # refused calls count too
+
+    await wait_until(quarantined, 60, "calls refused by the quarantine", 0.05)
+    made = [c for c in books.all("companies") if c.get("ExternalId")]
+    assert not run.done() and len(made) < CUSTOMERS + 1, "the quarantine came after the run"
+    books.hourly_limit = 7200
+    books.advance(timedelta(minutes=10, seconds=1))
+    result = await asyncio.wait_for(run, 120)
+    assert state(stack) == clean(stack)
+    assert result.customers.failed == 0 and result.projects.failed == 0

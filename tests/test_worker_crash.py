@@ -6,17 +6,19 @@ subprocess, with TEMPORAL_ADDRESS pointing at the session's dev server, QONDOR_S
 (shared by the killed and the new worker: the links and write-ahead intents survive the crash) and the
 secrets in environment variables named by the office file. The emulators run in the test process on loopback.
 
-Temporal notices a dead worker only through timeouts, and two of them are too long for a test, so the test
-stands in for them (everything else is the real recovery path):
+Temporal notices a dead worker only through timeouts:
 
-* the attempts the dead worker had started are retried only after their start-to-close timeout (2 minutes for
-  Tripletex steps, 1 for Qondor; the activities do not heartbeat). Once the dead worker's requests can no
-  longer be in flight, the test fails those attempts by id, as the server does when the timeout fires;
+* the attempts the dead worker had started: the activities heartbeat every 5 s (``activities/common.py
+  classified()``) and the workflow gives them a heartbeat timeout (``HEARTBEAT_TIMEOUT``, 20 s), so the server
+  retries an attempt of a dead worker within 20 s rather than after its start-to-close timeout (1-2 minutes).
+  ``test_a_killed_worker_s_attempts_are_retried_after_the_heartbeat_timeout`` relies on exactly that and
+  asserts the bound; the other tests stand in for it to stay short: once the dead worker's requests are no
+  longer in the emulators, they fail those attempts by id, as the server does when the timeout fires;
 * the workflows cached on the dead worker get their next workflow task on its sticky queue, moved to the
-  normal queue after 10 s; the test resets their stickiness instead.
+  normal queue after 10 s; the tests reset their stickiness instead.
 
 A workflow task the dead worker was running when it died times out after 10 s as in production (no API
-stands in for that), so a run takes 10-20 s.
+stands in for that), so a run takes 10-20 s (about 30-40 s through the heartbeat timeout).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
@@ -52,6 +54,7 @@ from emulators.server import serve_in_thread
 from harness import Stack, every_system, new_stack, wait_until
 from store import Store
 from workers.devstack import SECRET_ENV, office_document, toml_document
+from workflows.invoice_sync import HEARTBEAT_TIMEOUT
 from workflows.starter import start_invoice_sync
 
 ITEMS = (*PROCESSED_ITEMS, CARD)
@@ -87,13 +90,37 @@ class HoldResponse:
                 await send(message)
 
 
+class InFlight:
+    """Counts the requests the wrapped emulators are handling, so a test can wait until a killed worker's last
+    requests are done (its connections are gone, but the emulator finishes what it started)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            self.count += 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                self.count -= 1
+
+        return counted
+
+    async def drained(self) -> bool:
+        return self.count == 0
+
+
 class Workers:
     """``qondor-sync worker`` subprocesses of one test; whatever is still running is killed at teardown."""
 
-    def __init__(self, client: Client, tmp_path: Path, office_file: Path) -> None:
+    def __init__(self, client: Client, tmp_path: Path, office_file: Path, db_url: str | None = None) -> None:
         self.tmp_path = tmp_path
         self.office_file = office_file
-        self.db_url = f"sqlite:///{tmp_path}/worker.db"
+        self.db_url = db_url or f"sqlite:///{tmp_path}/worker.db"  # db_url: PostgreSQL (tests/test_faults_postgres.py)
         self.env = {
             **os.environ,
             **SECRET_ENV,
@@ -103,6 +130,7 @@ class Workers:
             "PYTHONUNBUFFERED": "1",
         }
         self.procs: list[subprocess.Popen] = []
+        self.in_flight = InFlight()
 
     def start(self) -> subprocess.Popen:
         script = Path(sys.executable).with_name("qondor-sync")
@@ -137,16 +165,18 @@ async def crash_stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Asyn
     file for them, and the worker subprocesses; tears all of it down, killing every worker it started."""
     made: list[tuple[Stack, Workers]] = []
 
-    def build(wrap_tripletex: Callable[[ASGIApp], ASGIApp] | None = None, system: str = "tripletex"
-              ) -> tuple[Stack, Workers]:
+    def build(wrap_tripletex: Callable[[ASGIApp], ASGIApp] | None = None, system: str = "tripletex",
+              db_url: str | None = None) -> tuple[Stack, Workers]:
         stack = new_stack(temporal_env.client, tmp_path, system=system)
-        accounting_app = wrap_tripletex(stack.tripletex_app) if wrap_tripletex else stack.accounting_asgi
-        stack.servers = [serve_in_thread(stack.qondor_app), serve_in_thread(accounting_app)]
         office_file = tmp_path / "offices.toml"
+        workers = Workers(temporal_env.client, tmp_path, office_file, db_url)
+        # Counted inside any wrapper: a response held back after its commit is no longer "in the emulator".
+        accounting_app = workers.in_flight.wrap(stack.accounting_asgi)
+        accounting_app = wrap_tripletex(accounting_app) if wrap_tripletex else accounting_app
+        stack.servers = [serve_in_thread(workers.in_flight.wrap(stack.qondor_app)), serve_in_thread(accounting_app)]
         office = office_document(stack.office_id, *(s.url for s in stack.servers), qondor_calls_per_second=0,
                                  system=system)
         office_file.write_text(toml_document([office]))
-        workers = Workers(temporal_env.client, tmp_path, office_file)
         made.append((stack, workers))
         return stack, workers
 
@@ -229,7 +259,9 @@ async def test_a_worker_killed_mid_run_is_replaced_and_every_invoice_is_synced_o
 
     await forget_dead_worker(stack)
     workers.start()
-    await asyncio.sleep(1.5)  # longer than any request of the dead worker can still be in the emulators
+    # Until the orphaned attempts are failed below, every request in the emulators is the dead worker's (the new
+    # worker only runs what the server hands it): wait until they are done, so no retry overlaps one of them.
+    await wait_until(workers.in_flight.drained, 30, "the dead worker's last requests to finish", interval=0.05)
     orphaned = await fail_orphaned_attempts(stack, killed_at)
     assert orphaned, "the kill landed between activities of every sync (nothing was interrupted)"
     run = await finish(stack, workers)
@@ -265,7 +297,7 @@ async def test_a_worker_killed_after_the_invoice_was_committed_but_before_it_was
 
         await forget_dead_worker(stack)
         workers.start()
-        await asyncio.sleep(0.5)  # the dead worker's other requests (no latency here) are long done by then
+        await wait_until(workers.in_flight.drained, 30, "the dead worker's last requests to finish", interval=0.05)
         orphaned = await fail_orphaned_attempts(stack, killed_at)
         assert f"{invoice_workflow_id(stack.office_id, item)}/accounting.create_invoice" in orphaned, orphaned
         run = await finish(stack, workers)
@@ -283,3 +315,42 @@ async def test_a_worker_killed_after_the_invoice_was_committed_but_before_it_was
 async def _true(value: bool) -> bool:
     return value
 
+
+
+@pytest.mark.e2e
+async def test_a_killed_worker_s_attempts_are_retried_after_the_heartbeat_timeout(crash_stack: Any) -> None:
+    """No stand-in for the activity timeouts: the attempts the dead worker had started are retried by the server
+    once their heartbeats stop (HEARTBEAT_TIMEOUT, 20 s), long before their start-to-close timeouts (1-2 min)."""
+    stack, workers = crash_stack()
+    books = stack.books
+    # Invoices take 3 s: the kill lands while invoice saves are in flight (their attempts heartbeat meanwhile).
+    stack.accounting.faults.add(books.invoice_save | {"mode": "latency", "seconds": 3.0, "times": None})
+    first = workers.start()
+    await start_syncs(stack)
+
+    async def saving() -> bool:  # an invoice save has reached the emulator: its attempt is in flight
+        return any(r.path == "/v2/invoice" and r.method == "POST" for r in stack.tripletex.requests)
+
+    await wait_until(saving, 30, "the first invoice save", interval=0.05)
+    workers.kill(first)
+    killed = time.monotonic()
+    await forget_dead_worker(stack)  # the sticky-queue stand-in only (10 s in production, within the bound)
+    workers.start()
+    run = await finish(stack, workers)
+    recovered = time.monotonic() - killed
+    assert_synced_exactly_once(run)
+
+    # The dead worker's attempts were retried because their heartbeat timed out (not by hand, not start-to-close).
+    timed_out = []
+    for n in ITEMS:
+        async for event in stack.handle(stack.office_id * 1000 + n).fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                failure = event.activity_task_started_event_attributes.last_failure
+                if failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
+                    timed_out.append(n)
+    assert timed_out, "no attempt of the dead worker was retried after its heartbeat timeout"
+    # Bound: the heartbeat timeout, then the retry and the rest of the run (slowed invoices, the credit note after
+    # its original); far below the 60 s start-to-close timeout of the Qondor steps, 120 s of the accounting ones.
+    bound = HEARTBEAT_TIMEOUT.total_seconds() + 30
+    assert recovered < bound, f"recovery took {recovered:.0f}s (bound {bound:.0f}s)"
+    print(f"\nrecovered {recovered:.1f}s after the kill; attempts retried after a heartbeat timeout: {timed_out}")

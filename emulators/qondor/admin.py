@@ -88,6 +88,18 @@ def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
             return _bad(str(exc))
         return json_response(config.to_json())
 
+    async def repeats(request: Request) -> Response:
+        """GET/POST ``{"refuse": bool}``: whether a repeated SetAs* is refused with 400 (see ``configure_repeats``)."""
+        if request.method == "POST":
+            try:
+                doc = await _body(request)
+            except ValueError as exc:
+                return _bad(f"body is not JSON: {exc}")
+            if not isinstance(doc, dict) or set(doc) != {"refuse"} or not isinstance(doc["refuse"], bool):
+                return _bad('send {"refuse": true} or {"refuse": false}')
+            state.configure_repeats(refuse=doc["refuse"])
+        return json_response({"refuse": state.refuse_repeats})
+
     async def external_reference(request: Request) -> Response:
         """An operator's hand-made link: GET reads, PUT ``{"externalReference": "..."}`` sets (null clears)."""
         try:
@@ -122,6 +134,7 @@ def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
         Route("/_admin/requests", get_requests, methods=["GET"]),
         Route("/_admin/requests", clear_requests, methods=["DELETE"]),
         Route("/_admin/rate-limit", rate_limit, methods=["GET", "POST"]),
+        Route("/_admin/repeats", repeats, methods=["GET", "POST"]),
         Route("/_admin/customers/{id}/external-reference", external_reference, methods=["GET", "PUT"]),
         Route("/_admin/reset", reset, methods=["POST"]),
     ]

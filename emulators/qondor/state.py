@@ -136,9 +136,12 @@ class QondorState:
     """Everything the emulator knows. Public methods are thread-safe and return copies."""
 
     def __init__(self, *, rate_limit: RateLimitConfig | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, monotonic: Callable[[], float] | None = None) -> None:
+        """``clock`` stamps records; ``monotonic`` times the rate-limit windows (a test can control both, so a
+        rate-limit test does not depend on how fast a busy machine sends)."""
         self._lock = threading.RLock()
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.monotonic = monotonic or time.monotonic
         self._default_rate_limit = copy.copy(rate_limit or RateLimitConfig())
         self._clear()
 
@@ -154,6 +157,7 @@ class QondorState:
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
         self.request_counts: Counter[str] = Counter()
         self.rate_limit = copy.copy(self._default_rate_limit)
+        self.refuse_repeats = False
         self._windows: dict[str, deque[float]] = {}
         self._request_seq = 0
 
@@ -410,6 +414,15 @@ class QondorState:
             self._windows.clear()
             return RateLimitConfig(**asdict(self.rate_limit))
 
+    def configure_repeats(self, *, refuse: bool) -> None:
+        """How a repeated SetAs* (the item already at the call's target) is answered: a 200 no-op (the default)
+        or, with ``refuse=True``, a 400 ProblemDetails like any other transition the state machine does not
+        allow. Why: Qondor does not document which it does, and a sync that only works because a repeat is
+        answered 200 would fail against a Qondor that refuses it (a retry after a lost response, a reset run).
+        Back to the default on :meth:`reset`."""
+        with self._lock:
+            self.refuse_repeats = refuse
+
     def admit(self, key: str) -> float | None:
         """Count one call for ``key``; return None if allowed, else seconds until a slot frees (sliding window).
 
@@ -419,7 +432,7 @@ class QondorState:
             config = self.rate_limit
             if not config.enabled:
                 return None
-            now = time.monotonic()
+            now = self.monotonic()
             window = self._windows.setdefault(key, deque())
             while window and now - window[0] >= config.window_seconds:
                 window.popleft()
@@ -671,7 +684,8 @@ class QondorState:
         })
 
     def transition(self, operation: str, body: SetAsProcessed | SetAsFailed | SetAsPaid, raw_body: Any) -> str:
-        """Apply one SetAs* call; return ``"applied"`` or ``"repeat"`` (idempotent no-op).
+        """Apply one SetAs* call; return ``"applied"`` or ``"repeat"`` (idempotent no-op, or a 400 recorded as
+        ``"refused"`` under ``configure_repeats(refuse=True)``).
 
         Raises :class:`NotFoundError` for an unknown invoice and :class:`RuleViolation` (``errors.InvoiceId``)
         for every transition the state machine does not allow. A repeat keeps the values of the first call,
@@ -686,6 +700,11 @@ class QondorState:
                 self._record_call(operation, invoice_id, raw_body, "notFound", None, None, 404, message)
                 raise NotFoundError(message)
             current = QueueStatus(invoice["status"])
+            if current == target and self.refuse_repeats:
+                label = STATUS_LABELS[current]
+                message = f"Invoice {invoice_id} is already {label}; it cannot be set as {label.lower()} again."
+                self._record_call(operation, invoice_id, raw_body, "refused", current, current, 400, message)
+                raise RuleViolation({"InvoiceId": [message]})
             if current == target:
                 outcome = "completed" if self._completes(invoice, body) else "repeat"
                 self._record_call(operation, invoice_id, raw_body, outcome, current, current, 200, None)

@@ -161,6 +161,17 @@ async def test_quarantine_is_rate_limited_with_retry_after_and_then_fails_fast(
     assert client.call_count == sent
 
 
+async def test_the_observer_sees_each_call_and_the_quarantine(client: FinagoClient, emulator: Any) -> None:
+    """What the worker's metrics count per external system (qondor_sync_api_requests_total{outcome=...})."""
+    seen: list[str] = []
+    client.observer = lambda outcome, seconds: seen.append(outcome)
+    await client.payment_methods()
+    emulator.hourly_limit = emulator.request_count
+    with pytest.raises(FinagoRateLimitedError):
+        await client.payment_methods()
+    assert seen == ["ok", "ok", "quarantined"]  # Login, the call, the refused call
+
+
 async def test_short_429_is_waited_out(client: FinagoClient, emulator: Any) -> None:
     await client.payment_methods()
     emulator.faults.add(FaultRule(path="InvoiceService", mode="status", status=429, retry_after=0.01, times=2))

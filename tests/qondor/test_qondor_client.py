@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
+import clients.qondor as qondor_module
 from clients.qondor import (
     QondorAuthError,
     QondorClient,
@@ -178,15 +181,37 @@ async def test_server_error_is_transient_and_not_retried(qondor: QondorClient, a
 # --- retries -------------------------------------------------------------------------------------------
 
 
-async def test_429_waits_for_retry_after_then_succeeds(qondor: QondorClient, state: QondorState) -> None:
-    state.configure_rate_limit(enabled=True, limit=2, window_seconds=0.3)
-    started = time.perf_counter()
+async def test_429_waits_for_retry_after_then_succeeds(qondor: QondorClient, state: QondorState,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time is the test's: the emulator's rate-limit window runs on a fake clock that only the client's waits
+    advance, so the 429 comes on the third call however slow the machine, and the fourth is admitted only
+    because the client waited the Retry-After out."""
+    now = [1000.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(state, "monotonic", lambda: now[0])
+    monkeypatch.setattr(qondor_module, "asyncio", _WithSleep(sleep))
+    state.configure_rate_limit(enabled=True, limit=2, window_seconds=60)
     for _ in range(3):
         await qondor.get_offices()
-    elapsed = time.perf_counter() - started
     statuses = [r["status"] for r in state.request_log()["requests"]]
     assert statuses == [200, 200, 429, 200]
-    assert elapsed >= 0.25  # the third call waited out the window (Retry-After ≈ 0.3 s)
+    assert waits == [60.0]  # Retry-After: 60 (the whole window, no time having passed), waited once
+
+
+class _WithSleep:
+    """``asyncio`` as ``clients.qondor`` sees it, with ``sleep`` replaced."""
+
+    def __init__(self, sleep: Any) -> None:
+        self.sleep = sleep
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
 
 
 async def test_503_is_retried_with_retry_after(qondor: QondorClient, app: Starlette, state: QondorState) -> None:
