@@ -68,3 +68,42 @@ async def test_schedule_runs_skips_overlap_and_runs_now(temporal_env: WorkflowEn
         with contextlib.suppress(Exception):
             await handle.delete()
         await stack.close()
+
+
+async def test_a_run_due_while_the_worker_was_down_is_done_when_it_comes_back(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Catch-up after the service's downtime: the Schedule keeps firing on the server while no worker runs; the
+    run it starts waits on the task queue (overlapping ones are skipped, not queued up), and the worker that
+    comes back does it, once."""
+    stack = new_stack(temporal_env.client, tmp_path, system="finago", seed=office_seed(0, [], []),
+                      flows=["customers_projects"], customers_projects_interval_minutes=1 / 60, **unpaced_finago())
+    stack.qondor.reset()
+    stack.qondor.configure_rate_limit(enabled=False)
+    stack.qondor.seed(office_seed(stack.office_id, [customer(stack.office_id, n, f"Kunde {n} AS", org_seed=2000 + n)
+                                                    for n in range(1, 4)], []))
+    client = stack.client
+    handle = client.get_schedule_handle(directory_schedule_id(stack.office_id))
+    try:
+        await setup_offices(client, stack.config)  # no worker runs yet: the service is down
+
+        async def fired_while_down() -> bool:
+            info = (await handle.describe()).info
+            return info.num_actions >= 1 and info.num_actions_skipped_overlap >= 2
+
+        await wait_until(fired_while_down, 30, "the Schedule to fire (and skip overlaps) while no worker runs")
+        assert stack.accounting.all("companies") == [], "nothing can be written while the worker is down"
+
+        stack.start_worker()  # the service is back
+
+        async def caught_up() -> bool:
+            made = [c.get("ExternalId") for c in stack.accounting.all("companies") if c.get("ExternalId")]
+            return sorted(made) == sorted(str(stack.office_id * 1000 + n) for n in range(1, 4))
+
+        await wait_until(caught_up, 60, "the waiting run to create the customers once the worker is back")
+        external = [c.get("ExternalId") for c in stack.accounting.all("companies") if c.get("ExternalId")]
+        assert len(external) == len(set(external)) == 3
+    finally:
+        with contextlib.suppress(Exception):
+            await handle.delete()
+        await stack.close()
