@@ -59,9 +59,11 @@ class Party:
     earlier intent looks up all the same."""
     write_ahead: bool = False
     """Record an intent before creating, so the attempt after a lost response knows to look up."""
-    finish: Callable[[str], Awaitable[None]] | None = None
+    finish: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
     """A second write after the create that must happen exactly once (Tripletex: the project-manager grant;
-    24SevenOffice: the company id written back to Qondor's External Reference)."""
+    24SevenOffice: the company id written back to Qondor's External Reference). It returns what it wrote, for
+    the audit trail (under ``finish_action``), or None when nothing needed writing."""
+    finish_action: str = "finish"
 
     @property
     def compared(self) -> dict[str, Any]:

@@ -153,7 +153,9 @@ class AccountingActivities:
         await self.store.complete_link(
             office_id, self.system, party.kind, party.key, accounting_id, data={FINISHING: True}
         )
-        await party.finish(accounting_id)
+        written = await party.finish(accounting_id)
+        if written is not None:
+            await self._audit(office_id, party.finish_action, party, accounting_id, written)
         await self.store.complete_link(office_id, self.system, party.kind, party.key, accounting_id, data={})
 
     async def _refresh(self, office_id: int, party: Party, found: StepResult) -> StepResult:

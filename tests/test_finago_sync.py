@@ -109,6 +109,12 @@ async def test_every_invoice_kind_is_booked_once_with_companies_linked_back(fina
         assert stack.qondor.customer_external_reference(customer["id"]) == str(business[str(customer["id"])]["Id"])
         assert business[str(customer["id"])]["OrganizationNumber"] == customer["organisationNumber"]
 
+    # Each write-back is in the audit trail, once per customer, with the company id it wrote.
+    write_backs = [e for e in stack.store.audit_entries(office_id=stack.office_id) if e.action == "write-back"]
+    assert sorted((e.qondor_key, e.accounting_id) for e in write_backs) == sorted(
+        (f"customer:{c['id']}", str(business[str(c["id"])]["Id"])) for c in snapshot["customers"]
+    )
+
     # Projects: created with the Qondor project id (no "SO" numbers in the sample), status Aktiv.
     projects = {p["Id"]: p for p in books.all("projects")}
     assert set(projects) == {p["id"] for p in snapshot["projects"]}

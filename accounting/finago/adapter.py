@@ -52,7 +52,7 @@ from accounting.finago.mapping import (
     project_status_name,
 )
 from accounting.finago.settings import FinagoSettings
-from activities.common import AsyncStore, OfficeClients, audit
+from activities.common import AsyncStore, OfficeClients
 from domain.config import AccountingSystem, OfficeConfig
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import Customer, InvoiceKind, Project
@@ -252,23 +252,17 @@ class FinagoAdapter:
             _single(matches, f"{what}: Qondor customer {customer.id} is the ExternalId of {{n}} companies", "id", then)
             return Match(str(matches[0]["Id"]), update=True, finish=True) if matches else None
 
-        async def write_back(company_id: str) -> None:
+        async def write_back(company_id: str) -> dict[str, Any] | None:
             """The new company id goes to the customer's External Reference in Qondor (the seed's linking)."""
             if (customer.external_reference or "").strip() == company_id:
-                return
+                return None
             await qondor.set_customer_external_reference(customer.id, company_id)
-            await audit(
-                self.store,
-                office_id=office_id,
-                system=self.system.value,
-                action="write-back",
-                entity="customer",
-                accounting_id=company_id,
-                qondor_key=f"customer:{customer.id}",
-                detail={"externalReference": company_id},
-            )
+            return {"externalReference": company_id}
 
-        return Party("customer", key, "customer", body, create, find_business, update, finish=write_back)
+        return Party(
+            "customer", key, "customer", body, create, find_business, update,
+            finish=write_back, finish_action="write-back",
+        )
 
     async def _referenced_company(
         self, client: FinagoClient, reference: str, what: str, customer: Any, then: str = RECREATE

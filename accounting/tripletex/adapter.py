@@ -40,7 +40,7 @@ from accounting.tripletex.mapping import (
     project_body,
     project_fields,
 )
-from activities.common import AsyncStore, OfficeClients, audit
+from activities.common import AsyncStore, OfficeClients
 from domain.config import AccountingSystem, Flow, InvoiceMode, OfficeConfig
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import Customer, InvoiceKind, Project, ProjectManager
@@ -194,21 +194,15 @@ class TripletexAdapter:
         async def create() -> str:
             return str((await self._save(client.create_employee(body), what, "project manager"))["id"])
 
-        async def grant(employee_id: str) -> None:
+        async def grant(employee_id: str) -> dict[str, Any]:
             # Tripletex refuses a project manager without project-manager access; grant it to users we made.
             await client.grant_entitlements(int(employee_id), PROJECT_MANAGER_ENTITLEMENT_TEMPLATE)
-            await audit(
-                self.store,
-                office_id=office_id,
-                system=self.system.value,
-                action="grant",
-                entity="employee",
-                accounting_id=employee_id,
-                qondor_key=f"pm:{email}",
-                detail={"template": PROJECT_MANAGER_ENTITLEMENT_TEMPLATE},
-            )
+            return {"template": PROJECT_MANAGER_ENTITLEMENT_TEMPLATE}
 
-        return Party("employee", f"pm:{email}", "project manager", body, create, find, write_ahead=True, finish=grant)
+        return Party(
+            "employee", f"pm:{email}", "project manager", body, create, find,
+            write_ahead=True, finish=grant, finish_action="grant",
+        )
 
     def project(self, request: StepRequest) -> Party:
         office_id, bundle = request.office_id, request.bundle
