@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from domain.actuals import ActualKind, ActualsPage, ActualsWindow
 from domain.config import AccountingSystem, OfficeConfig
 from domain.qondor import Customer, Project
 from domain.sync import AccountingRefs, CheckPaymentRequest, InvoiceResult, PaymentNotice, StepRequest
@@ -162,3 +163,17 @@ class AccountingAdapter(Protocol):
     ) -> AsyncIterator[list[PaymentObservation]]:
         """Pages of payment observations covering every open item; calls grow with pages, not open items."""
         ...
+
+    # The cost and sales sync (``accounting/actuals.py``), accounting -> Qondor.
+
+    async def actuals_page(
+        self, office: OfficeConfig, kind: ActualKind, window: ActualsWindow, cursor: str | None, limit: int
+    ) -> ActualsPage:
+        """One page of actual costs or sales in the window, from ``cursor`` (None: the first page).
+
+        Reads at most about ``limit`` source records per call; the page's ``cursor`` is where the next page
+        starts (None when done). Drafts, balance-sheet postings, reversed or deleted documents and items
+        without a project are left out (counted in ``skipped``); a document that cannot be read as actuals
+        is a ``problem`` on the page. Nothing is written."""
+        ...
+
