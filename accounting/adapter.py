@@ -11,8 +11,10 @@ employee) is answered with ``Skipped`` by that system's adapter, never with an `
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -99,6 +101,62 @@ class PaymentObservation:
     invoice_number: str | None = None
 
 
+@dataclass(frozen=True)
+class BookedDocument:
+    """One invoice, credit note or not-yet-invoiced order as the accounting system holds it, for the
+    reconciliation report (``accounting/reconcile.py``). Ids and amounts only: no names."""
+
+    accounting_id: str
+    """Tripletex: the invoice id (or the order id of an order not invoiced yet); 24SevenOffice: the order id."""
+    reference: int | None
+    """The Qondor invoice id its reference carries (a Tripletex full credit note carries its original's)."""
+    excl_vat: Decimal
+    vat: Decimal
+    incl_vat: Decimal
+    settled: bool | None
+    """Nothing outstanding (paid, or settled by a credit); None when the system did not say."""
+    other_ids: tuple[str, ...] = ()
+    """Other ids the store's link may hold for it (Tripletex: the order; 24SevenOffice: the invoice)."""
+    number: str | None = None
+    credit_note: bool = False
+    credits: str | None = None
+    """For a credit note: an id of the document it credits (Tripletex: invoice id; 24SevenOffice: order id)."""
+    credited: bool = False
+    """Reversed by a credit note (so settled without a payment)."""
+    order: bool = False
+    """An order (offer) finance has not invoiced yet."""
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return (self.accounting_id, *self.other_ids)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of the go-live check (``accounting/golive.py``): what was checked, and the fix when it failed."""
+
+    check: str
+    ok: bool
+    message: str
+    fix: str | None = None
+    blocks: bool = True
+    """A failed check that stops the first sync (else a warning)."""
+
+    @classmethod
+    def of_error(cls, check: str, error: Exception, blocks: bool = True) -> Finding:
+        """A classified error's message as a finding: the sentences that say what to do become the fix."""
+        text = str(getattr(error, "message", None) or error)
+        sentences = _SENTENCE.split(text)
+        cut = next((i for i, s in enumerate(sentences) if i > 0 and s.startswith(_FIX_WORDS)), None)
+        if cut is None:
+            return cls(check, False, text, None, blocks)
+        return cls(check, False, " ".join(sentences[:cut]), " ".join(sentences[cut:]), blocks)
+
+
+_SENTENCE = re.compile(r"(?<=[.)])\s+(?=[A-Z])")
+_FIX_WORDS = ("Add", "Set", "Create", "Fix", "Map", "Correct", "Merge", "Give", "Link", "Check", "Delete", "Use")
+
+
 class AccountingAdapter(Protocol):
     """The business-level operations of one accounting system."""
 
@@ -154,14 +212,35 @@ class AccountingAdapter(Protocol):
         """Order mode: the invoice finance made from one of our orders, if any."""
         ...
 
+    async def invoiced_order(self, office_id: int, order_id: str, since: date) -> PaymentObservation | None:
+        """Order mode: the invoice finance made from one of our orders (id, number and payment state), if any;
+        ``since`` is the Qondor invoice date (the invoice is not dated before it)."""
+        ...
+
     async def check_payment(self, request: CheckPaymentRequest) -> PaymentNotice | None:
         """The workflow's own fallback check of one invoice."""
         ...
 
     def observe_payments(
-        self, office_id: int, open_items: list[TrackedInvoice]
+        self, office_id: int, open_items: list[TrackedInvoice], since: datetime | None = None
     ) -> AsyncIterator[list[PaymentObservation]]:
-        """Pages of payment observations covering every open item; calls grow with pages, not open items."""
+        """Pages of payment observations covering every open item that changed since ``since`` (the sweep's
+        cursor, UTC; None: the whole look-back window); calls grow with pages of changes, not with the
+        invoices inside the window."""
+        ...
+
+    # The reconciliation report and the go-live check (``accounting/reconcile.py``, ``accounting/golive.py``).
+
+    def reconcile_documents(
+        self, office: OfficeConfig, date_from: date, date_to: date
+    ) -> AsyncIterator[list[BookedDocument]]:
+        """Pages of the documents dated ``date_from``..``date_to`` that carry this integration's reference, with
+        amounts and whether they are settled; reads only, calls grow with pages, not documents."""
+        ...
+
+    async def golive_findings(self, office: OfficeConfig) -> list[Finding]:
+        """The office-level checks a first sync needs in this system (credentials, payment type or method,
+        mapped VAT types and products, department, statuses); nothing is written."""
         ...
 
     # The cost and sales sync (``accounting/actuals.py``), accounting -> Qondor.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -44,6 +45,11 @@ from store.records import TrackedInvoice
 
 log = logging.getLogger(__name__)
 
+SWEEP_CURSOR = "payment-sweep"
+"""The store cursor (per office and system) of the payment sweep: when the last complete sweep started (UTC)."""
+SWEEP_CURSOR_OVERLAP = timedelta(minutes=15)
+"""How far before its cursor a sweep reads again: clock skew between this worker and the accounting system, and
+changes committed while the previous sweep was reading."""
 FINISHING = "finishing"
 """Link data marking a party whose ``finish`` step has not run yet."""
 
@@ -284,8 +290,23 @@ class AccountingActivities:
 
     @activity.defn(name=Step.CHECK_PAYMENT.value)
     async def check_payment(self, request: CheckPaymentRequest) -> PaymentNotice | None:
-        """The workflow's own fallback check of one invoice (the sweep normally signals first)."""
+        """The workflow's own fallback check of one invoice (the sweep normally signals first). In order mode the
+        workflow knows only its order: the invoice finance made from it is found (and reported to Qondor, as the
+        sweep does), and its payment checked; without it, a missed sweep would leave the order waiting for ever."""
         async with classified():
+            tracked = await self.store.tracked_invoice(request.office_id, self.system, request.invoice_id)
+            if request.accounting_invoice_id is None and tracked is not None and tracked.accounting_invoice_id:
+                request = request.model_copy(update={"accounting_invoice_id": tracked.accounting_invoice_id})
+            if request.accounting_invoice_id is None and request.accounting_order_id is not None:
+                since = tracked.invoice_date if tracked is not None else date.today() - timedelta(days=365)
+                seen = await self.adapter.invoiced_order(request.office_id, request.accounting_order_id, since)
+                if seen is None:
+                    return None  # not invoiced yet
+                if tracked is not None:
+                    await self._invoiced(request.office_id, tracked, seen)
+                if seen.notice is not None:
+                    return seen.notice
+                request = request.model_copy(update={"accounting_invoice_id": seen.invoice_id})
             return await self.adapter.check_payment(request)
 
     @activity.defn(name=Step.SWEEP_PAYMENTS.value)
@@ -319,18 +340,26 @@ class AccountingActivities:
             return None
 
     async def _sweep(self, request: SweepRequest) -> SweepResult:
+        """Reads what changed since the office's sweep cursor (an overlap of SWEEP_CURSOR_OVERLAP before it, for
+        clock skew and changes committed while the last sweep read), then moves the cursor to this sweep's start.
+        The cursor moves only after every page was read and every signal sent, so a sweep that fails is redone
+        from the same place; an invoice a sweep missed all the same is caught by its workflow's fallback check."""
         office_id = request.office_id
+        started = datetime.now(UTC)
+        cursor_name = f"{SWEEP_CURSOR}:{self.system}"
         open_items = await self.store.open_invoices(office_id, self.system)
         result = SweepResult(open_invoices=len(open_items))
         if not open_items:
             return result
+        cursor = await self.store.get_cursor(office_id, cursor_name)
+        since = datetime.fromisoformat(cursor) - SWEEP_CURSOR_OVERLAP if cursor else None
         by_invoice = {t.accounting_invoice_id: t for t in open_items if t.accounting_invoice_id}
         # Orders identify only items whose invoice is not known yet (order mode): a credit note shares its
         # original's order, so an item known by its invoice must never be matched through the order too.
         by_order = {
             t.accounting_order_id: t for t in open_items if t.accounting_order_id and not t.accounting_invoice_id
         }
-        async for page in self.adapter.observe_payments(office_id, open_items):
+        async for page in self.adapter.observe_payments(office_id, open_items, since):
             result.pages += 1
             activity.heartbeat(result.pages)
             for seen in page:
@@ -350,12 +379,21 @@ class AccountingActivities:
                 if await self._signal(tracked.workflow_id, seen.notice):
                     result.signalled += 1
         result.api_calls = result.pages
+        await self.store.set_cursor(office_id, cursor_name, started.isoformat())
         return result
 
     async def _invoiced(self, office_id: int, tracked: TrackedInvoice, seen: PaymentObservation) -> None:
         """Finance invoiced one of our orders: Qondor learns the invoice number (a repeated SetAsProcessed fills
         it in), then the store remembers the invoice, so payments are matched by it from now on."""
         number = seen.invoice_number or seen.invoice_id
+        # The invoice link learns the invoice too: a credit note then credits it, and a queue item Qondor lists
+        # as Unprocessed again is reported with this number (``activities/qondor.py``).
+        link = await self.store.get_link(office_id, self.system, "invoice", str(tracked.qondor_invoice_id))
+        if link is not None and link.accounting_id and link.data:
+            data = {**link.data, "invoice_id": seen.invoice_id, "invoice_number": number}
+            await self.store.complete_link(
+                office_id, self.system, "invoice", str(tracked.qondor_invoice_id), link.accounting_id, data=data
+            )
         try:
             await self.clients.qondor(office_id).set_as_processed(
                 SetAsProcessed(invoice_id=tracked.qondor_invoice_id, external_invoice_number=number)

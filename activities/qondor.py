@@ -13,13 +13,15 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, WorkflowAlreadyStartedError
 
 from activities.common import AsyncStore, OfficeClients, activities_of, audit, classified
-from clients.qondor import QondorClient, QondorNotFoundError, QondorValidationError
+from clients.qondor import QondorClient, QondorError, QondorNotFoundError, QondorValidationError
 from clients.telemetry import new_trace
 from domain.errors import DataError, TransientError
 from domain.qondor import (
@@ -29,8 +31,9 @@ from domain.qondor import (
     SetAsFailed,
     SetAsPaid,
     SetAsProcessed,
+    unreadable_invoice_message,
 )
-from domain.rules import describe, normalise_org_number
+from domain.rules import check_credit_within_original, describe, normalise_org_number
 from domain.sync import (
     InvoiceBundle,
     LoadInvoiceRequest,
@@ -40,6 +43,7 @@ from domain.sync import (
     SetPaidRequest,
     SetProcessedRequest,
     Step,
+    TaskQueues,
 )
 from workflows.invoice_sync import INVOICE_GONE
 from workflows.starter import start_invoice_sync
@@ -48,6 +52,9 @@ log = logging.getLogger(__name__)
 
 CUSTOMER_LIST_TTL_SECONDS = 60.0
 """How long the office's customer list (for the duplicate organisation number check) is reused."""
+REPORT_AGAIN_AFTER_POLLS = 6
+"""A booked item still listed as Unprocessed this many polls after its booking was recorded is reported again
+(before that, its workflow's own SetAsProcessed is on its way)."""
 
 
 @dataclass
@@ -55,6 +62,8 @@ class QondorActivities:
     clients: OfficeClients
     store: AsyncStore
     temporal: Client | None = None
+    queues: TaskQueues = field(default_factory=TaskQueues)
+    """Where ``discover`` starts the syncs: the worker process's queues (``WorkerSettings.task_queues``)."""
     _customer_lists: dict[int, tuple[float, list[CustomerSummary]]] = field(default_factory=dict)
 
     # --- reading --------------------------------------------------------------------------------
@@ -72,6 +81,11 @@ class QondorActivities:
                     type=INVOICE_GONE,
                     non_retryable=True,
                 ) from None
+            except QondorError as exc:
+                if not isinstance(exc.__cause__, ValidationError):
+                    raise
+                # Retrying would read the same payload forever: the PM (or Qondor) must fix the item.
+                raise DataError(unreadable_invoice_message(request.invoice_id, exc.__cause__)) from exc
             bundle = InvoiceBundle(invoice=invoice)
             if invoice.customer_id is not None:
                 bundle.customer = await self._customer(client, invoice)
@@ -92,6 +106,9 @@ class QondorActivities:
             if invoice.project_no:
                 bundle.project = await client.get_project_by_no(invoice.project_no, request.office_id)
                 bundle.project_manager = bundle.project.main_project_manager if bundle.project else None
+            elif invoice.project_id is not None:
+                with contextlib.suppress(QondorNotFoundError):  # read to name it in "give the project a number"
+                    bundle.project = await client.get_project(invoice.project_id)
             if invoice.credited_invoice_id is not None:
                 bundle.original_status = await self._original_status(client, invoice)
             return bundle
@@ -125,6 +142,8 @@ class QondorActivities:
                 retry_after=2.0,
                 expected=True,
             )
+        if original.status in (QueueStatus.PROCESSED, QueueStatus.PAID):
+            check_credit_within_original(invoice, original)
         return int(original.status)
 
     # --- reporting back -------------------------------------------------------------------------
@@ -242,12 +261,18 @@ class QondorActivities:
         items = await self.clients.qondor(office_id).get_unprocessed_invoices(office_id)
         started = 0
         for item in items:
+            if item.id is None:
+                log.warning("office %s: the queue lists an item without a readable id; it cannot be synced or "
+                            "reported back (Qondor must fix it)", office_id)
+                continue
             if skip is not None and item.id in skip:
                 continue
+            await self._report_again(office_id, office.accounting_system.value, item.id, office.queue_poll_seconds)
             try:
                 # Each invoice's sync is its own trace (when tracing is on), not a branch of the poller's.
                 with new_trace("InvoiceDiscovered", **{"qondor_sync.office": office_id}):
-                    await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no)
+                    await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no,
+                                             queues=self.queues)
             except WorkflowAlreadyStartedError:
                 # The item's sync has completed since the queue was read (a long queue, a lagging Qondor read):
                 # a completed sync is never redone, and one stale entry must not stop the poll of the others.
@@ -258,6 +283,42 @@ class QondorActivities:
             if skip is not None:
                 skip.add(item.id)
         return len(items), started
+
+    async def _report_again(self, office_id: int, system: str, invoice_id: int, poll_seconds: float) -> None:
+        """A listed item this integration booked a while ago (REPORT_AGAIN_AFTER_POLLS polls): Qondor lost (or
+        reverted) its SetAsProcessed. It is reported again with the accounting number the store's link holds
+        (the invoice number once known), so it leaves the queue instead of being polled for ever while its
+        workflow waits for payment; its sync is then joined as any listed item's (never started twice). An item
+        booked just now is left to its workflow's own SetAsProcessed, and a stale listing (the item read afresh
+        is not Unprocessed) to nobody: neither costs a refused call."""
+        link = await self.store.get_link(office_id, system, "invoice", str(invoice_id))
+        if link is None or link.pending or not link.accounting_id or not link.data:
+            return
+        if datetime.now(UTC) - link.updated_at < timedelta(seconds=REPORT_AGAIN_AFTER_POLLS * poll_seconds):
+            return
+        try:
+            if (await self.clients.qondor(office_id).get_invoice(invoice_id)).status != QueueStatus.UNPROCESSED:
+                return
+        except QondorNotFoundError:
+            return
+        data = link.data
+        reference = data.get("external_reference") or data.get("invoice_id") or data.get("order_id")
+        log.warning("office %s: queue item %s is Unprocessed again but was booked (%s %s); reporting it again",
+                    office_id, invoice_id, system, link.accounting_id)
+        try:
+            await self._transition(
+                office_id,
+                invoice_id,
+                QueueStatus.PROCESSED,
+                "set_processed_again",
+                SetAsProcessed(
+                    invoice_id=invoice_id,
+                    external_invoice_number=data.get("invoice_number"),
+                    external_reference=str(reference) if reference is not None else None,
+                ),
+            )
+        except (QondorValidationError, QondorNotFoundError) as exc:
+            log.warning("office %s: could not report queue item %s again: %s", office_id, invoice_id, exc)
 
     def all(self) -> list:
         return activities_of(self)

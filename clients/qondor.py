@@ -21,6 +21,12 @@ different: the write may or may not have been committed (response lost), so this
 raises :class:`QondorTransportError` and the caller re-reads the state (or repeats the idempotent call) at a
 level that can reason about it.
 
+Sale and Cost (designed, docs/qondor-actuals-api.md): a create (POST) is not retried after a lost response
+either; its caller recorded an intent and looks the record up by external reference first (a second create with
+one reference is refused). Updates (PUT) replace the record and deletes answer 404 once gone, so both are safe to
+repeat. Actual writes pass a pacer of their own at a share of this client's pace (``share_actual_writes``), so a
+cost backfill leaves the rest of the key's budget to the invoice sync.
+
 Secrets: the subscription key lives only in the httpx client's default headers; it is never logged,
 never part of an exception message, and ``repr(client)`` shows only the base URL.
 """
@@ -31,7 +37,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -43,6 +49,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from clients.pacing import Pacer
 from clients.telemetry import CallObserver, observe, status_outcome
+from domain.actuals import ActualKind
 from domain.errors import CredentialsRefused, RequestRefused, TransientError
 from domain.qondor import (
     UPDATE_CUSTOMER_FIELDS,
@@ -53,7 +60,10 @@ from domain.qondor import (
     Office,
     Project,
     ProjectStatus,
+    QondorActual,
+    QondorCost,
     QondorInvoice,
+    QondorSale,
     SetAsFailed,
     SetAsPaid,
     SetAsProcessed,
@@ -65,6 +75,8 @@ SUBSCRIPTION_KEY_HEADER = "Ocp-Apim-Subscription-Key"
 ON_BEHALF_OF_HEADER = "X-OnBehalfOf-Token"
 RETRY_STATUSES = frozenset({429, 503})
 MAX_BACKOFF_SECONDS = 30.0
+INVOICE_PAGE_SIZE = 1000
+"""Items per page of the designed ``Invoice/GetAll`` (its maximum)."""
 _BODY_EXCERPT = 2000
 
 T = TypeVar("T", bound=BaseModel)
@@ -205,6 +217,8 @@ class QondorClient:
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._pacer = Pacer(max_calls_per_second)
+        self._actuals_share: float | None = None
+        self._actuals_pacer = Pacer(None)
         self._http = httpx.AsyncClient(base_url=self._base_url + "/", headers=headers, transport=transport,
                                        timeout=timeout)
         self.observer: CallObserver | None = None
@@ -233,6 +247,29 @@ class QondorClient:
     async def get_invoice(self, invoice_id: int) -> QondorInvoice:
         """Full details of one queue item in any status. Raises QondorNotFoundError when unknown."""
         return self._parse(await self._get(f"Invoicing/v1/Invoice/{int(invoice_id)}"), QondorInvoice)
+
+    async def get_invoices_page(self, office_id: int, date_from: date, date_to: date, *, page: int = 1,
+                                page_size: int = INVOICE_PAGE_SIZE) -> list[QondorInvoice]:
+        """[DESIGNED] One page of the office's items of any status dated ``date_from``..``date_to`` (inclusive),
+        ordered by id, without lines or payer details (docs/qondor-invoice-api.md §2a). A page shorter than
+        ``page_size`` is the last."""
+        response = await self._get("Invoicing/v1/Invoice/GetAll", [
+            ("officeId", office_id), ("invoiceDateFrom", date_from.isoformat()),
+            ("invoiceDateTo", date_to.isoformat()), ("page", page), ("pageSize", page_size),
+        ])
+        return self._parse_list(response, QondorInvoice)
+
+    async def iter_invoices(self, office_id: int, date_from: date, date_to: date,
+                            page_size: int = INVOICE_PAGE_SIZE) -> AsyncIterator[list[QondorInvoice]]:
+        """Every page of :meth:`get_invoices_page` (one call per page)."""
+        page = 1
+        while True:
+            found = await self.get_invoices_page(office_id, date_from, date_to, page=page, page_size=page_size)
+            if found:
+                yield found
+            if len(found) < page_size:
+                return
+            page += 1
 
     async def set_as_processed(self, body: SetAsProcessed) -> None:
         """Unprocessed -> Processed. A repeat is a no-op; anything else raises QondorValidationError."""
@@ -329,6 +366,61 @@ class QondorClient:
     async def get_offices(self) -> list[Office]:
         return self._parse_list(await self._get("Office/v1/Office/GetAll"), Office)
 
+    # --- Sale and Cost ("actuals", designed: docs/qondor-actuals-api.md) --------------------------------
+
+    def share_actual_writes(self, share: float | None) -> None:
+        """Let actual writes (Sale/Cost create, update, delete) take at most ``share`` of this key's paced
+        budget, so a cost backfill leaves the rest to invoice sync (whose calls only pass the common pacer).
+        Calling it again with the same share keeps the pacer; None or 1 lifts the cap."""
+        if share == self._actuals_share:
+            return
+        self._actuals_share = share
+        rate = self._pacer.per_second
+        self._actuals_pacer = Pacer(rate * share if rate and share and share < 1 else None)
+
+    async def get_actual(self, kind: ActualKind, actual_id: int) -> QondorActual:
+        """One Sale or Cost by id. Raises QondorNotFoundError when unknown."""
+        model = _ACTUAL_MODELS[kind]
+        return self._parse(await self._get(f"{_actual_path(kind)}/{int(actual_id)}"), model)
+
+    async def get_actual_by_external_reference(self, kind: ActualKind, external_reference: str) -> QondorActual | None:
+        """The Sale or Cost with this external reference, or None (Qondor answers 404)."""
+        try:
+            response = await self._get(f"{_actual_path(kind)}/GetByExternalReference",
+                                       [("externalReference", external_reference)])
+        except QondorNotFoundError:
+            return None
+        return self._parse(response, _ACTUAL_MODELS[kind])
+
+    async def get_actuals_for_project(self, kind: ActualKind, project_id: int) -> list[QondorActual]:
+        response = await self._get(f"{_actual_path(kind)}/GetAllForProject", [("projectId", project_id)])
+        return list(self._parse_list(response, _ACTUAL_MODELS[kind]))
+
+    async def create_actual(self, kind: ActualKind, body: QondorActual) -> QondorActual:
+        """POST a new Sale or Cost; returns it with its id. Not retried after a lost response: the caller looks
+        the record up by its external reference first (a second create with it is refused with 400)."""
+        await self._actuals_pacer.wait()
+        content = _body_of(body.model_copy(update={"id": None}))
+        response = await self._send("POST", _actual_path(kind), content=content, retry_transport=False)
+        return self._parse(response, _ACTUAL_MODELS[kind])
+
+    async def update_actual(self, kind: ActualKind, body: QondorActual) -> None:
+        """PUT (replace) the Sale or Cost ``body.id``; repeating it writes the same values again (idempotent)."""
+        if body.id is None:
+            raise ValueError("an update needs the record's id")
+        await self._actuals_pacer.wait()
+        await self._put(_actual_path(kind), body)
+
+    async def delete_actual(self, kind: ActualKind, actual_id: int) -> bool:
+        """DELETE the Sale or Cost; False when it was gone already (404), so a repeat after a lost response is
+        harmless."""
+        await self._actuals_pacer.wait()
+        try:
+            await self._send("DELETE", f"{_actual_path(kind)}/{int(actual_id)}", retry_transport=False)
+        except QondorNotFoundError:
+            return False
+        return True
+
     # --- plumbing ---------------------------------------------------------------------------------------
 
     async def _get(self, path: str, params: Sequence[tuple[str, Any]] = ()) -> httpx.Response:
@@ -393,6 +485,14 @@ class QondorClient:
             return json.loads(response.content, parse_float=Decimal)
         except ValueError as exc:
             raise _unexpected(response, f"is not JSON: {exc}") from exc
+
+
+_ACTUAL_MODELS: dict[ActualKind, type[QondorActual]] = {ActualKind.COST: QondorCost, ActualKind.SALE: QondorSale}
+
+
+def _actual_path(kind: ActualKind) -> str:
+    controller = "Cost" if kind is ActualKind.COST else "Sale"
+    return f"{controller}/v1/{controller}"
 
 
 def _query_value(value: Any) -> str:

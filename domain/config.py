@@ -91,6 +91,11 @@ class QondorSettings(BaseModel):
     max_calls_per_second: float = Field(
         default=9.0, ge=0, description="client-side pacing under Qondor's 10 calls/s per key; 0 = unpaced"
     )
+    actuals_write_share: float = Field(
+        default=0.5, gt=0, le=1,
+        description="the cost and sales sync's Sale/Cost writes take at most this share of max_calls_per_second, "
+        "so a backfill never starves invoice sync of Qondor calls",
+    )
 
 
 class SlackSettings(BaseModel):
@@ -157,6 +162,13 @@ class OfficeConfig(BaseModel):
     payment_sweep_minutes: float = Field(default=5.0, gt=0)
     payment_fallback_check_days: float = Field(default=7.0, gt=0)
     costs_lookback_days: int = Field(default=30, ge=1)
+    costs_sales_time: str = Field(
+        default="02:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="the cost and sales sync runs daily at this time (HH:MM, Europe/Oslo)",
+    )
+    costs_sales_interval_minutes: float | None = Field(
+        default=None, gt=0, description="run the cost and sales sync at this interval instead of daily"
+    )
     customers_projects_interval_minutes: float = Field(default=60.0, gt=0)
     projects_changed_days: int = Field(
         default=30, ge=1, description="the customer and project sync reads projects changed within this many days"

@@ -14,8 +14,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import IntEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic.alias_generators import to_camel
 
 
@@ -110,18 +111,32 @@ class CustomInvoiceFieldAnswer(QondorModel):
     external_reference: str | None = None
 
 
-class InvoiceQueueItem(QondorModel):
-    """Summary row of ``GET /Invoicing/v1/Invoice/GetAllUnprocessedInvoices``."""
+def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
 
-    id: int
-    office_id: int
-    kind: InvoiceKind
-    kind_text: str | None = None
-    status: QueueStatus
-    status_text: str | None = None
-    project_id: int | None = None
-    project_no: str | None = None
-    created_utc: datetime | None = None
+
+Lenient = WrapValidator(_or_none)
+"""A summary field that reads as None when Qondor sends something unreadable: the poller only needs an item's id
+to start its sync, and the sync reads the item in full and reports what is wrong with it (data error naming the
+invoice and the field), so one malformed item never stops the poll of the office's other items."""
+
+
+class InvoiceQueueItem(QondorModel):
+    """Summary row of ``GET /Invoicing/v1/Invoice/GetAllUnprocessedInvoices``. Every field is lenient (see
+    :data:`Lenient`); an item whose ``id`` is unreadable cannot be reported to Qondor and is skipped (logged)."""
+
+    id: Annotated[int | None, Lenient] = None
+    office_id: Annotated[int | None, Lenient] = None
+    kind: Annotated[InvoiceKind | None, Lenient] = None
+    kind_text: Annotated[str | None, Lenient] = None
+    status: Annotated[QueueStatus | None, Lenient] = None
+    status_text: Annotated[str | None, Lenient] = None
+    project_id: Annotated[int | None, Lenient] = None
+    project_no: Annotated[str | None, Lenient] = None
+    created_utc: Annotated[datetime | None, Lenient] = None
 
 
 class QondorInvoice(QondorModel):
@@ -165,6 +180,22 @@ class QondorInvoice(QondorModel):
     paid_utc: datetime | None = None
     paid_date: date | None = None
     paid_amount: Decimal | None = None
+
+
+def unreadable_invoice_message(invoice_id: int, error: ValidationError) -> str:
+    """What the PM reads in Qondor when Qondor sent a queue item this service cannot read: the invoice, each
+    field (by its wire name, e.g. ``lines[2].quantity``) with what was wrong, and the fix."""
+    problems = []
+    for item in sorted(error.errors(), key=lambda e: len(e["loc"]))[:5]:  # the invoice's own fields first
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"]).lstrip(".") or "(body)"
+        given = "" if item["type"] == "missing" else f" (got {item.get('input')!r:.40})"
+        problems.append(f"{field}: {'missing' if item['type'] == 'missing' else item['msg']}{given}")
+    more = f" and {error.error_count() - 5} more" if error.error_count() > 5 else ""
+    return (
+        f"Invoice {invoice_id}: Qondor sent this invoice with fields the integration cannot read: "
+        f"{'; '.join(problems)}{more}. Check the invoice in Qondor (Qondor support if it looks right there), "
+        "then delete the failed payment in Qondor and create it again."
+    )
 
 
 class SetAsProcessed(QondorModel):
@@ -311,3 +342,54 @@ class Office(QondorModel):
     internal_name: str | None = None
     external_reference: str | None = None
     country_code: str | None = None
+
+
+# --- Sale and Cost ("actuals"; controllers exist, payloads designed: docs/qondor-actuals-api.md) ---------------
+
+
+class ActualPaymentStatus(IntEnum):
+    """Whether the accounting system shows the cost or sale paid; ``paymentStatusText`` travels beside it."""
+
+    OUTSTANDING = 1
+    PAID = 2
+
+
+class QondorActual(QondorModel):
+    """The fields a Sale and a Cost share (designed). ``externalReference`` is the caller's unique key for the
+    record within its controller: ``GetByExternalReference`` finds it, a second create with it is refused."""
+
+    id: int | None = None
+    project_id: int
+    external_reference: str
+    invoice_number: str | None = None
+    description: str | None = None
+    invoice_date: date | None = None
+    due_date: date | None = None
+    amount_excl_vat: Decimal
+    vat_amount: Decimal
+    amount_incl_vat: Decimal
+    currency: str = "NOK"
+    payment_status: ActualPaymentStatus = ActualPaymentStatus.OUTSTANDING
+    payment_status_text: str | None = None
+    amount_outstanding: Decimal | None = None
+    created_utc: datetime | None = None
+    last_edited_utc: datetime | None = None
+
+
+class QondorCost(QondorActual):
+    """``/Cost/v1/Cost`` (designed): an actual cost on a project, e.g. a supplier invoice's share of it."""
+
+    supplier_name: str | None = None
+
+
+class QondorSale(QondorActual):
+    """``/Sale/v1/Sale`` (designed): an actual sale on a project, e.g. a customer invoice made in accounting."""
+
+    customer_name: str | None = None
+
+
+ACTUAL_WRITE_FIELDS: tuple[str, ...] = (
+    "projectId", "externalReference", "invoiceNumber", "description", "invoiceDate", "dueDate", "amountExclVat",
+    "vatAmount", "amountInclVat", "currency", "paymentStatus", "amountOutstanding", "supplierName", "customerName",
+)
+"""What a create (POST) or update (PUT, plus ``id``) of a Sale or Cost writes; the rest is read-only."""

@@ -7,12 +7,15 @@ settings and credentials themselves from the office file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from domain.actuals import ActualKind
 from domain.config import AccountingSystem
 from domain.qondor import ContactPerson, Customer, InvoiceKind, Project, ProjectManager, QondorInvoice
 
@@ -25,6 +28,36 @@ QONDOR_QUEUE = "qondor-api"
 def accounting_queue(system: AccountingSystem | str) -> str:
     """One activity task queue per accounting API, so each system's rate limit applies on its own."""
     return f"{AccountingSystem(system).value}-api"
+
+
+@dataclass(frozen=True)
+class TaskQueues:
+    """The task-queue names of one deployment: the names above behind a ``prefix`` (empty in production, so the
+    names are exactly those above; a test stack gets one of its own, so its workers never take another's tasks).
+
+    Workflows derive theirs from the queue they run on (``TaskQueues.of(workflow.info().task_queue)``), so
+    the prefix is configured once, for the worker process, and never travels in a workflow input."""
+
+    prefix: str = ""
+
+    @property
+    def workflow(self) -> str:
+        return f"{self.prefix}{WORKFLOW_QUEUE}"
+
+    @property
+    def qondor(self) -> str:
+        return f"{self.prefix}{QONDOR_QUEUE}"
+
+    def accounting(self, system: AccountingSystem | str) -> str:
+        return f"{self.prefix}{accounting_queue(system)}"
+
+    @classmethod
+    def of(cls, workflow_queue: str) -> TaskQueues:
+        """The queues of the deployment whose workflows run on ``workflow_queue``; a queue not named this way (the
+        SDK's replayer runs workflows on a queue of its own) gets the unprefixed names."""
+        if not workflow_queue.endswith(WORKFLOW_QUEUE):
+            return cls()
+        return cls(workflow_queue.removesuffix(WORKFLOW_QUEUE))
 
 
 def invoice_workflow_id(office_id: int, invoice_id: int) -> str:
@@ -55,6 +88,10 @@ class Step(StrEnum):
     DIRECTORY_CUSTOMERS = "accounting.directory_customers"
     DIRECTORY_PROJECTS = "accounting.directory_projects"
     DIRECTORY_REPORT = "accounting.directory_report"
+    RECONCILE = "accounting.reconcile"
+    ACTUALS_PAGE = "accounting.actuals_page"
+    ACTUALS_REMOVE = "accounting.actuals_remove"
+    ACTUALS_REPORT = "accounting.actuals_report"
     # Service (WORKFLOW_QUEUE)
     NOTIFY = "service.notify"
     RECORD_OUTCOME = "service.record_outcome"
@@ -387,3 +424,177 @@ class DirectoryResult(BaseModel):
 InvoiceSyncInput.model_rebuild()
 DirectoryInput.model_rebuild()
 StepRequest.model_rebuild()
+
+
+# --- cost and sales sync ("actuals": the accounting system's costs and sales -> Qondor's Cost and Sale) ----
+
+
+OSLO = "Europe/Oslo"
+
+
+def oslo_date(instant: datetime) -> date:
+    """The calendar date in Norway at ``instant`` (a run's window ends today there). Here rather than in the
+    workflow: the workflow sandbox proxies ``zoneinfo``, while this module is passed through."""
+    return instant.astimezone(ZoneInfo(OSLO)).date()
+
+
+def actuals_schedule_id(office_id: int) -> str:
+    """The Schedule (and the id prefix of its runs) of an office's cost and sales sync."""
+    return f"costs-sales-{office_id}"
+
+
+class ActualsPhase(StrEnum):
+    COSTS = "costs"
+    SALES = "sales"
+    REMOVE_COSTS = "remove_costs"
+    REMOVE_SALES = "remove_sales"
+    DONE = "done"
+
+
+SKIP_REASONS_KEPT = 50
+OTHER_REASONS = "other reasons"
+
+
+class ActualsCounts(BaseModel):
+    """What one run did to one kind of actual. ``skipped`` counts by reason (e.g. ``no Qondor project with number
+    P-7``, ``draft``); ``read`` is how many source records (postings, transactions) were read."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: dict[str, int] = Field(default_factory=dict)
+    failed: int = 0
+    read: int = 0
+
+    def add(self, other: ActualsCounts) -> None:
+        for name in ("new", "updated", "unchanged", "removed", "failed", "read"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skip(other.skipped)
+
+    def skip(self, reasons: dict[str, int]) -> None:
+        """Count skips by reason; past ``SKIP_REASONS_KEPT`` distinct reasons (say, many project numbers Qondor does
+        not have) the rest are counted under ``other reasons``, so the history stays small."""
+        for reason, n in reasons.items():
+            if reason not in self.skipped and len(self.skipped) >= SKIP_REASONS_KEPT:
+                reason = OTHER_REASONS
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    @property
+    def written(self) -> int:
+        """Writes made in Qondor (creates, updates, deletes)."""
+        return self.new + self.updated + self.removed
+
+    def describe(self) -> str:
+        skipped = sum(self.skipped.values())
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.skipped.items())[:5])
+        more = ", ..." if len(self.skipped) > 5 else ""
+        return (f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, {self.removed} removed, "
+                f"{skipped} skipped{f' ({reasons}{more})' if reasons else ''}, {self.failed} failed")
+
+
+class ActualsFailure(BaseModel):
+    """One actual (or source document) the run could not write, named without personal data."""
+
+    source: str
+    message: str
+
+
+class ActualsInput(BaseModel):
+    """Start input of ActualsSync (the Schedule's action or an operator's run); the cursor fields are carried
+    across continue-as-new."""
+
+    office_id: int
+    accounting_system: AccountingSystem
+    lookback_days: int = Field(default=30, ge=1)
+    """The window when ``start``/``end`` are not given: today (Europe/Oslo) and this many days back."""
+    start: date | None = None
+    end: date | None = None
+    page_size: int = Field(default=500, gt=0)
+    """Source records per page activity (each activity holds at most one page)."""
+    phase: ActualsPhase = ActualsPhase.COSTS
+    cursor: str | None = None
+    run_key: str | None = None
+    """Names this run in the store (which actuals it saw), the same across its continuations."""
+    result: ActualsResult | None = None
+
+
+class ActualsPageRequest(BaseModel):
+    office_id: int
+    kind: ActualKind
+    start: date
+    end: date
+    run_key: str
+    cursor: str | None = None
+    limit: int = 500
+
+
+class ActualsPageResult(BaseModel):
+    """One page: its counts, where the next page starts, and the failures not reported before."""
+
+    counts: ActualsCounts = Field(default_factory=ActualsCounts)
+    cursor: str | None = None
+    done: bool = True
+    failures: list[ActualsFailure] = Field(default_factory=list)
+
+
+class ActualsResult(BaseModel):
+    """The run's outcome: the workflow result, its current details, the ``progress`` query and the audit entry."""
+
+    office_id: int
+    start: date | None = None
+    end: date | None = None
+    costs: ActualsCounts = Field(default_factory=ActualsCounts)
+    sales: ActualsCounts = Field(default_factory=ActualsCounts)
+    problems: list[str] = Field(default_factory=list)
+    """The distinct messages of the run's new failures (at most ``PROBLEMS_KEPT``; all of them went to Slack)."""
+    pages: int = 0
+    phase: ActualsPhase = ActualsPhase.COSTS
+    error: str | None = None
+    """Set when the run stopped early (an error for the whole office, e.g. refused credentials)."""
+
+    def describe(self) -> str:
+        return f"costs: {self.costs.describe()}; sales: {self.sales.describe()}"
+
+
+ActualsInput.model_rebuild()
+
+
+# --- reconciliation report (accounting/reconcile.py) ------------------------------------------------------------
+
+
+def reconcile_schedule_id(office_id: int) -> str:
+    """The Schedule (and the id prefix of its runs) of an office's daily reconciliation."""
+    return f"reconcile-{office_id}"
+
+
+class ReconcileInput(BaseModel):
+    """Start input of Reconcile: the office and how many days back from today the period reaches."""
+
+    office_id: int
+    accounting_system: AccountingSystem
+    days: int = 31
+
+
+class ReconcileCounts(BaseModel):
+    """What one reconciliation found, as counts only (a workflow history holds no names, ids or amounts)."""
+
+    office_id: int
+    qondor: int = 0
+    """Qondor items of the period that are booked (Processed or Paid)."""
+    accounting: int = 0
+    """Documents the accounting system holds for the period's items."""
+    linked: int = 0
+    statuses: dict[str, int] = Field(default_factory=dict)
+    mismatches: dict[str, int] = Field(default_factory=dict)
+    """By kind of drift (``accounting.reconcile.Drift``)."""
+
+    @property
+    def drift(self) -> int:
+        return sum(self.mismatches.values())
+
+    def describe(self) -> str:
+        found = ", ".join(f"{n} {kind}" for kind, n in sorted(self.mismatches.items())) or "no drift"
+        return (f"{self.qondor} booked in Qondor, {self.accounting} in the accounting system, {self.linked} linked: "
+                f"{found}")
+

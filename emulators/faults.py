@@ -11,7 +11,7 @@ Rule JSON (``POST <admin prefix>/faults`` takes one rule or ``{"rules": [...]}``
       "path": "^/v2/invoice$",        # regular expression, re.search() against the decoded request path
       "action": "SaveInvoices",       # optional: the SOAP operation (see below); omitted for any
       "request_body": "<Type>Consumer</Type>",  # optional: regular expression, re.search() on the request body
-      "mode": "status",               # "latency" | "status" | "drop_after_commit"
+      "mode": "status",               # "latency" | "status" | "drop_after_commit" | "hold_after_commit" | "commit_late"
       "times": 1,                     # how many matching requests it applies to, then it disarms (null = forever)
       "after": 0,                     # let the first N matching requests through untouched first
       # mode "latency":
@@ -22,6 +22,13 @@ Rule JSON (``POST <admin prefix>/faults`` takes one rule or ``{"rules": [...]}``
       "headers": {"X-Foo": "bar"},    # optional extra response headers
       "retry_after": 2                # optional Retry-After header (seconds), meant for 429/503
     }
+
+Modes ``hold_after_commit`` and ``commit_late`` are the write the system commits around the client's timeout.
+``hold_after_commit`` runs the handler (committed), holds the answer back for ``seconds`` (set it past the
+client's timeout), then loses it as a timeout; ``commit_late`` answers nothing at once (a timeout) and commits
+the request ``seconds`` later in the background, after the client gave up. In-process (``httpx.ASGITransport``
+knows no timeouts) the caller gets :class:`ResponseTimedOut`, an ``httpx.ReadTimeout``; on uvicorn a real
+client's own timeout fires while the answer is held back (``commit_late`` answers a 500 there).
 
 Mode ``drop_after_commit`` runs the handler to completion (its state change is committed), then loses the
 response: it starts the HTTP response and raises :class:`ResponseDropped`. On uvicorn that aborts the
@@ -61,8 +68,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultMode = Literal["latency", "status", "drop_after_commit"]
-_MODES: tuple[str, ...] = ("latency", "status", "drop_after_commit")
+FaultMode = Literal["latency", "status", "drop_after_commit", "hold_after_commit", "commit_late"]
+_MODES: tuple[str, ...] = ("latency", "status", "drop_after_commit", "hold_after_commit", "commit_late")
 
 ErrorBodyFactory = Callable[[int, str], Any]
 """Builds the JSON body of an injected status response: ``(status, message) -> body``."""
@@ -76,6 +83,14 @@ class ResponseDropped(httpx.RemoteProtocolError):
     """
 
     def __init__(self, message: str = "emulator fault: response dropped after commit") -> None:
+        super().__init__(message)
+
+
+class ResponseTimedOut(httpx.ReadTimeout):
+    """Raised by the middleware when a request's answer comes (or the request commits) only after the client's
+    timeout: what the client sees is its read timing out, as with ``httpx.ReadTimeout`` on a real connection."""
+
+    def __init__(self, message: str = "emulator fault: no answer before the client's timeout") -> None:
         super().__init__(message)
 
 
@@ -218,7 +233,7 @@ class _DropFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, ResponseDropped)
+        return not isinstance(exc, ResponseDropped | ResponseTimedOut)
 
 
 _drop_filter = _DropFilter()
@@ -242,6 +257,8 @@ class FaultMiddleware:
         self.injector = injector
         self.exempt_prefixes = exempt_prefixes
         self.error_body = error_body
+        self._late: set[asyncio.Task[None]] = set()
+        """``commit_late`` requests still to be committed (kept referenced until they are)."""
         logging.getLogger("uvicorn.error").addFilter(_drop_filter)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -260,8 +277,32 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
         elif rule.mode == "status":
             await self._respond(rule, scope, receive, send)
+        elif rule.mode == "hold_after_commit":
+            await self.app(scope, receive, _swallow)  # committed; the answer is held back, then lost
+            await asyncio.sleep(rule.seconds)
+            raise ResponseTimedOut()
+        elif rule.mode == "commit_late":
+            raw, _ = await _buffered(receive)
+            task = asyncio.get_running_loop().create_task(self._commit_later(rule.seconds, scope, raw))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            raise ResponseTimedOut()
         else:
             await self._drop_after_commit(scope, receive, send)
+
+    async def _commit_later(self, seconds: float, scope: Scope, raw: bytes) -> None:
+        """Run a request whose client gave up ``seconds`` ago: its state change lands now; nobody reads the answer."""
+        await asyncio.sleep(seconds)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return {"type": "http.disconnect"}
+
+        await self.app(scope, replay, _swallow)
 
     async def _respond(self, rule: FaultRule, scope: Scope, receive: Receive, send: Send) -> None:
         body = rule.body if rule.body is not None else self.error_body(rule.status, "Injected fault")
@@ -294,6 +335,10 @@ class FaultMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": True})
         raise ResponseDropped()
+
+
+async def _swallow(message: Message) -> None:
+    """The ``send`` of a request whose answer nobody reads."""
 
 
 def soap_action(scope: Scope) -> str | None:

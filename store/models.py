@@ -143,3 +143,33 @@ class LockRow(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     owner: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ActualLinkRow(Base):
+    """An actual cost or sale this integration wrote to Qondor, keyed by its external reference.
+
+    ``qondor_id`` NULL is a write-ahead intent (a create was about to be sent: look it up by external reference
+    before creating again). ``fingerprint`` is what was last written, so an unchanged actual costs no write;
+    ``last_seen_run`` names the last run that read its source document, so the run's removal phase finds the
+    actuals whose document was reversed, deleted or moved (dated inside the window, not seen by the run).
+    """
+
+    __tablename__ = "actual_links"
+    __table_args__ = (
+        UniqueConstraint("office_id", "kind", "external_reference"),
+        # The removal phase asks for one office's actuals of one kind dated inside the run's window.
+        Index("ix_actual_links_window", "office_id", "kind", "source_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    office_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    external_reference: Mapped[str] = mapped_column(String(255))
+    qondor_id: Mapped[str | None] = mapped_column(String(64))
+    project_number: Mapped[str | None] = mapped_column(String(64))
+    source_date: Mapped[date | None] = mapped_column(Date)
+    fingerprint: Mapped[str | None] = mapped_column(String(128))
+    last_seen_run: Mapped[str | None] = mapped_column(String(64))
+    intent_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -66,3 +66,22 @@ class AuditEntry:
     run_id: str | None
     activity: str | None
     detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActualLink:
+    """An actual cost or sale written to Qondor (``qondor_id`` None: a create was announced, not confirmed)."""
+
+    office_id: int
+    kind: str
+    external_reference: str
+    qondor_id: str | None
+    project_number: str | None
+    source_date: date | None
+    fingerprint: str | None
+    last_seen_run: str | None
+    intent_count: int
+
+    @property
+    def pending(self) -> bool:
+        return self.qondor_id is None

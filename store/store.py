@@ -19,13 +19,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Row, select, update
+from sqlalchemy import Connection, Engine, Row, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from store.engine import make_engine
-from store.models import INVOICE_STATES, AuditRow, CursorRow, LinkRow, LockRow, TrackedInvoiceRow
-from store.records import AuditEntry, Link, TrackedInvoice
+from store.models import INVOICE_STATES, ActualLinkRow, AuditRow, CursorRow, LinkRow, LockRow, TrackedInvoiceRow
+from store.records import ActualLink, AuditEntry, Link, TrackedInvoice
 
 DEFAULT_URL = "sqlite:///.qondor-sync/qondor-sync.db"
 ALEMBIC_INI = Path(__file__).parent / "migrations" / "alembic.ini"
@@ -40,9 +40,11 @@ invoices_t = TrackedInvoiceRow.__table__
 cursors_t = CursorRow.__table__
 audit_t = AuditRow.__table__
 locks_t = LockRow.__table__
+actuals_t = ActualLinkRow.__table__
 
 _LINK_KEY = (links_t.c.office_id, links_t.c.system, links_t.c.kind, links_t.c.qondor_key)
 _INVOICE_KEY = (invoices_t.c.office_id, invoices_t.c.system, invoices_t.c.qondor_invoice_id)
+_ACTUAL_KEY = (actuals_t.c.office_id, actuals_t.c.kind, actuals_t.c.external_reference)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -451,6 +453,7 @@ class Store:
         workflow_id: str | None = None,
         system: str | None = None,
         limit: int = 1000,
+        action: str | None = None,
     ) -> list[AuditEntry]:
         """The newest ``limit`` matching entries, returned oldest first (the order they happened in)."""
         stmt = select(audit_t)
@@ -460,6 +463,8 @@ class Store:
             stmt = stmt.where(audit_t.c.workflow_id == workflow_id)
         if system is not None:
             stmt = stmt.where(audit_t.c.system == str(system))
+        if action is not None:
+            stmt = stmt.where(audit_t.c.action == action)
         stmt = stmt.order_by(audit_t.c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
             entries = [_audit(row) for row in conn.execute(stmt)]
@@ -488,3 +493,131 @@ class Store:
         """Give the lease back (only its holder can)."""
         with self._engine.begin() as conn:
             conn.execute(locks_t.delete().where(locks_t.c.name == name, locks_t.c.owner == owner))
+
+    # -- actual costs and sales written to Qondor (the cost and sales sync) ----------------------------------
+
+    def actual_links(self, office_id: int, kind: str, references: Iterable[str]) -> dict[str, ActualLink]:
+        """The links of these external references (one query per ``BULK_CHUNK``: a page costs one round trip)."""
+        found: dict[str, ActualLink] = {}
+        refs = iter(references)
+        with self._engine.connect() as conn:
+            while chunk := list(islice(refs, BULK_CHUNK)):
+                stmt = select(actuals_t).where(
+                    actuals_t.c.office_id == office_id,
+                    actuals_t.c.kind == kind,
+                    actuals_t.c.external_reference.in_(chunk),
+                )
+                for row in conn.execute(stmt):
+                    link = _actual(row)
+                    found[link.external_reference] = link
+        return found
+
+    def begin_actual(
+        self, office_id: int, kind: str, reference: str, *, project_number: str | None, source_date: date | None,
+        run: str,
+    ) -> ActualLink:
+        """Announce the create of an actual in Qondor (write-ahead). A pending row counts one more intent, so a
+        caller seeing ``intent_count > 1`` looks it up by external reference before creating; a completed link
+        is returned unchanged."""
+        now = _now()
+        stmt = self._insert(actuals_t).values(
+            office_id=office_id, kind=kind, external_reference=reference, qondor_id=None,
+            project_number=project_number, source_date=source_date, last_seen_run=run, intent_count=1,
+            created_at=now, updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(_ACTUAL_KEY),
+            set_={"intent_count": actuals_t.c.intent_count + 1, "last_seen_run": _raised(run), "updated_at": now},
+            where=actuals_t.c.qondor_id.is_(None),
+        ).returning(*actuals_t.c)
+        with self._engine.begin() as conn:
+            row = conn.execute(stmt).first()
+            if row is None:
+                row = conn.execute(select(actuals_t).where(*self._actual_where(office_id, kind, reference))).one()
+        return _actual(row)
+
+    def complete_actual(
+        self, office_id: int, kind: str, reference: str, *, qondor_id: str, project_number: str | None,
+        source_date: date | None, fingerprint: str, run: str,
+    ) -> None:
+        """Record what was written to Qondor (insert or update): its id, what was written, and the run that saw it."""
+        now = _now()
+        changes = {"qondor_id": str(qondor_id), "project_number": project_number, "source_date": source_date,
+                   "fingerprint": fingerprint, "updated_at": now}
+        stmt = self._insert(actuals_t).values(
+            office_id=office_id, kind=kind, external_reference=reference, intent_count=0, created_at=now,
+            last_seen_run=run, **changes,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(_ACTUAL_KEY), set_={**changes, "last_seen_run": _raised(run)}
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+
+    def mark_actuals_seen(self, office_id: int, kind: str, references: Iterable[str], run: str) -> None:
+        """The run read these actuals' source documents (unchanged ones included): not for removal."""
+        refs = iter(references)
+        with self._engine.begin() as conn:
+            while chunk := list(islice(refs, BULK_CHUNK)):
+                conn.execute(
+                    update(actuals_t)
+                    .where(actuals_t.c.office_id == office_id, actuals_t.c.kind == kind,
+                           actuals_t.c.external_reference.in_(chunk))
+                    .values(last_seen_run=_raised(run))
+                )
+
+    def unseen_actuals(
+        self, office_id: int, kind: str, start: date, end: date, run: str, *, after: str | None = None,
+        limit: int = 500,
+    ) -> list[ActualLink]:
+        """Actuals dated ``start``..``end`` that neither run ``run`` nor a later one saw, ordered by external
+        reference from ``after``: their source documents were reversed, deleted or moved, so the sync removes them.
+
+        Run keys sort by the run's start, and a mark only ever rises (:func:`_raised`), so two runs that overlap
+        (the Schedule's and an operator's) never remove what the other one saw."""
+        stmt = select(actuals_t).where(
+            actuals_t.c.office_id == office_id,
+            actuals_t.c.kind == kind,
+            actuals_t.c.source_date >= start,
+            actuals_t.c.source_date <= end,
+            (actuals_t.c.last_seen_run < run) | actuals_t.c.last_seen_run.is_(None),
+        )
+        if after is not None:
+            stmt = stmt.where(actuals_t.c.external_reference > after)
+        stmt = stmt.order_by(actuals_t.c.external_reference).limit(limit)
+        with self._engine.connect() as conn:
+            return [_actual(row) for row in conn.execute(stmt)]
+
+    def delete_actual(self, office_id: int, kind: str, reference: str) -> None:
+        """Forget an actual removed from Qondor; a no-op if absent."""
+        with self._engine.begin() as conn:
+            conn.execute(actuals_t.delete().where(*self._actual_where(office_id, kind, reference)))
+
+    def all_actuals(self, office_id: int, kind: str | None = None) -> list[ActualLink]:
+        """An office's actual links (tools and tests), ordered by kind and external reference."""
+        stmt = select(actuals_t).where(actuals_t.c.office_id == office_id)
+        if kind is not None:
+            stmt = stmt.where(actuals_t.c.kind == kind)
+        stmt = stmt.order_by(actuals_t.c.kind, actuals_t.c.external_reference)
+        with self._engine.connect() as conn:
+            return [_actual(row) for row in conn.execute(stmt)]
+
+    @staticmethod
+    def _actual_where(office_id: int, kind: str, reference: str) -> Sequence[Any]:
+        return (actuals_t.c.office_id == office_id, actuals_t.c.kind == kind,
+                actuals_t.c.external_reference == reference)
+
+
+def _raised(run: str) -> Any:
+    """``last_seen_run`` set to ``run`` unless a later run (a greater key) saw the actual already."""
+    column = actuals_t.c.last_seen_run
+    return case((column.is_(None) | (column < run), run), else_=column)
+
+
+def _actual(row: Row[Any]) -> ActualLink:
+    m = row._mapping
+    return ActualLink(
+        office_id=m["office_id"], kind=m["kind"], external_reference=m["external_reference"],
+        qondor_id=m["qondor_id"], project_number=m["project_number"], source_date=m["source_date"],
+        fingerprint=m["fingerprint"], last_seen_run=m["last_seen_run"], intent_count=m["intent_count"],
+    )

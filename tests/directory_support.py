@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from domain.qondor import ProjectStatus
-from domain.sync import WORKFLOW_QUEUE, DirectoryInput, DirectoryResult
+from domain.sync import DirectoryInput, DirectoryResult
 from emulators.qondor.sample import org_number
 from harness import Stack
 from workflows.directory_sync import DirectorySync
@@ -68,7 +68,7 @@ async def run_directory(stack: Stack, *, full: bool = False, page_size: int = 50
         DirectorySync.run,
         DirectoryInput(office_id=stack.office_id, accounting_system=stack.system, full=full, page_size=page_size),
         id=f"customers-projects-{stack.office_id}-test-{uuid.uuid4().hex[:8]}",
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=stack.queues.workflow,
         result_type=DirectoryResult,
     )
 

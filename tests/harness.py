@@ -1,7 +1,10 @@
 """A whole sync stack for one test: emulators (in-process or on loopback), store, worker, one office.
 
-Each stack uses its own office id, so workflow ids never collide on the shared dev server, and it
-terminates its office's workflows when it closes.
+Each stack uses its own office id, so workflow ids never collide on the shared dev server, and its own task
+queues (``domain.sync.TaskQueues`` with a prefix of its own: ``Stack.queues``), so its worker never takes another
+test's tasks, whatever that test left running; it terminates its office's workflows when it closes. A test that
+starts workflows or worker processes itself uses ``stack.queues`` (``workflow`` for ``task_queue=``,
+``queues=`` for the starters, ``stack.queue_env`` for a ``qondor-sync`` subprocess).
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOY
 from activities.qondor import QondorActivities
 from domain.config import AccountingSystem, ServiceConfig
 from domain.qondor import QueueStatus
-from domain.sync import InvoiceStatus, SyncState, invoice_workflow_id
+from domain.sync import InvoiceStatus, SyncState, TaskQueues, invoice_workflow_id
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import sample_office_data, without_customer_references
 from emulators.server import RunningServer, serve_in_thread
 from store import Store
 from workers.devstack import demo_config, office_document
-from workers.worker import SyncWorker, WorkerSettings
+from workers.worker import TASK_QUEUE_PREFIX_ENV, SyncWorker, WorkerSettings
 
 _office_ids = itertools.count(1000 + (os.getpid() % 1000) * 10)
 
@@ -55,8 +58,10 @@ class Stack:
     system: AccountingSystem = AccountingSystem.TRIPLETEX
     servers: list[RunningServer] = field(default_factory=list)
     accounting_log: RequestLog | None = None
-    """24SevenOffice stacks: the log of the SOAP calls the emulator served (Tripletex logs its own requests)."""
+    """The log of the requests the accounting emulator served (with their keys and answers: ``tests/books.py``)."""
     worker: SyncWorker | None = None
+    queues: TaskQueues = field(default_factory=TaskQueues)
+    """The stack's own task queues (``new_stack`` gives each stack a prefix of its own)."""
     _stop: asyncio.Event | None = None
     _task: asyncio.Task | None = None
 
@@ -94,6 +99,16 @@ class Stack:
     def office(self):
         return self.config.office(self.office_id)
 
+    @property
+    def queue_env(self) -> dict[str, str]:
+        """The environment that makes a ``qondor-sync`` process use the stack's task queues."""
+        return {TASK_QUEUE_PREFIX_ENV: self.queues.prefix}
+
+    def worker_settings(self, **overrides: Any) -> WorkerSettings:
+        """A test worker's settings: the stack's queues, no rate limits (tests pace nothing), ``overrides``."""
+        return WorkerSettings(**{"qondor_activities_per_second": None, "accounting_activities_per_second": {},
+                                 "task_queues": self.queues, **overrides})
+
     # --- worker ---------------------------------------------------------------------------------
 
     def start_worker(self, transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> None:
@@ -102,9 +117,7 @@ class Stack:
                 "qondor": httpx.ASGITransport(app=self.qondor_app),
                 self.system.value: httpx.ASGITransport(app=self.accounting_asgi),
             }
-        self.worker = SyncWorker(self.client, self.config, self.store, transports,
-                                 WorkerSettings(qondor_activities_per_second=None,
-                                                accounting_activities_per_second={}))
+        self.worker = SyncWorker(self.client, self.config, self.store, transports, self.worker_settings())
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.worker.run(self._stop))
 
@@ -207,7 +220,7 @@ def new_stack(
             seed = without_customer_references(seed)
     qondor_app.state.qondor.seed(seed)
     accounting_app = SYSTEMS[system].create_emulator()
-    log = RequestLog(accounting_app) if system is AccountingSystem.FINAGO else None
+    log = RequestLog(accounting_app)
     servers: list[RunningServer] = []
     qondor_url, accounting_url = "http://qondor.test", f"http://{system.value}.test"
     if loopback:
@@ -219,7 +232,13 @@ def new_stack(
     )
     store = Store(db_url or f"sqlite:///{tmp_path}/sync-{office_id}.db")
     store.migrate()
-    return Stack(client, office_id, config, store, qondor_app, accounting_app, system, servers, log)
+    return Stack(client, office_id, config, store, qondor_app, accounting_app, system, servers, log,
+                 queues=stack_queues(office_id))
 
 
-__all__ = ["SYSTEM_NAMES", "QondorActivities", "Stack", "every_system", "new_stack", "wait_until"]
+def stack_queues(office_id: int) -> TaskQueues:
+    """The task queues of the stack of ``office_id`` (for helpers that know the office, not the stack)."""
+    return TaskQueues(f"test-{office_id}-")
+
+
+__all__ = ["SYSTEM_NAMES", "QondorActivities", "Stack", "every_system", "new_stack", "stack_queues", "wait_until"]

@@ -18,19 +18,17 @@ from contract.tripletex_spec import CapturingTransport, Exchange, assert_conform
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from accounting.tripletex.adapter import LOOKUP_FIELDS, SWEEP_FIELDS
+from accounting.tripletex.adapter import CHECK_FIELDS, LOOKUP_FIELDS, SWEEP_FIELDS
 from accounting.tripletex.emulator.gateway import normalised_path
 from accounting.tripletex.emulator.seed import apply_seed
 from domain.qondor import QueueStatus
-from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
+from domain.sync import OfficeRunInput, SweepResult, SyncState
 from emulators.qondor.sample import sample_office_data
-from harness import Stack, new_stack, wait_until
+from harness import Stack, new_stack, stack_queues, wait_until
 from workers.demo import tripletex_duplicates
 from workflows.office import PaymentSweep
 
 OFFER_1, OFFER_2, FORM, BOOKING, CARD, CREDIT = 501, 502, 503, 504, 505, 506
-CHECK_FIELDS = "id,amount,amountOutstanding,isCredited,isCreditNote"
-"""What the workflow's fallback payment check asks for (accounting/tripletex/adapter.py check_payment)."""
 
 
 def captured_stack(env: WorkflowEnvironment, tmp_path: Path, **overrides: object) -> tuple[Stack, CapturingTransport]:
@@ -46,7 +44,7 @@ async def sweep(client: Client, office_id: int) -> SweepResult:
         PaymentSweep.run,
         OfficeRunInput(office_id=office_id, accounting_system="tripletex"),
         id=f"test-contract-sweep-{office_id}",
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=stack_queues(office_id).workflow,
     )
 
 
@@ -172,3 +170,41 @@ async def test_a_whole_order_mode_run_conforms_to_the_tripletex_spec(
     assert ops["GET /v2/order"] >= 1, "the lookup by reference after the lost response"
     assert gets(capture, "/v2/invoice", SWEEP_FIELDS), "the payment sweep's list call"
     assert_conforms(capture.exchanges)
+
+
+async def test_a_whole_cost_and_sales_run_conforms_to_the_tripletex_spec(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """ActualsSync over a captured transport, in pages of two: the supplier invoices with their postings, the
+    project-linked invoices and the credited originals' lookup all conform, and the run reads nothing else."""
+    from actuals_seed import CostLine
+    from actuals_support import DAY, DUE, costs, ledger, number, qondor_seed, reseed, run_actuals, sales
+
+    from accounting.tripletex.actuals import COST_FIELDS, SALE_FIELDS
+
+    stack = new_stack(temporal_env.client, tmp_path, seed=qondor_seed(0))
+    reseed(stack)
+    capture = CapturingTransport(httpx.ASGITransport(app=stack.tripletex_app))
+    stack.start_worker({"qondor": httpx.ASGITransport(app=stack.qondor_app), "tripletex": capture})
+    try:
+        book = ledger(stack)
+        p1, p2 = number(stack.office_id, 1), number(stack.office_id, 2)
+        for n in range(3):
+            book.add_cost(number=f"F-{n}", supplier="Lydteknikk AS", invoice_date=DAY, due_date=DUE, lines=[
+                CostLine(p1, Decimal("100.00"), Decimal("25.00")), CostLine(p2, Decimal("40.00"), Decimal("10.00"))])
+        sold = book.add_sale(number="30001", customer="Fjord Konferanse AS", project_number=p1, invoice_date=DAY,
+                             due_date=DUE, amount_excl_vat=Decimal("800.00"), vat=Decimal("200.00"))
+        book.add_sale(number="30002", customer="Fjord Konferanse AS", project_number=p2, invoice_date=DAY,
+                      due_date=DUE, amount_excl_vat=Decimal("500.00"), vat=Decimal("125.00"))
+        book.reverse(sold)  # a credit note: the original's lookup by id
+
+        result = await run_actuals(stack, page_size=2)
+
+        assert result.error is None and len(costs(stack)) == 6 and len(sales(stack)) == 1
+        assert len(gets(capture, "/v2/supplierInvoice", COST_FIELDS)) >= 3, "several pages of supplier invoices"
+        assert gets(capture, "/v2/invoice", SALE_FIELDS) and gets(capture, "/v2/invoice", "id,isCredited")
+        assert set(operations(capture.exchanges)) <= {
+            "POST /v2/token/session/:create", "GET /v2/supplierInvoice", "GET /v2/invoice"}
+        assert_conforms(capture.exchanges)
+    finally:
+        await stack.close()

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from test_directory_faults import CUSTOMERS, clean, seed, state
 from test_worker_crash import Workers
 
-from domain.sync import WORKFLOW_QUEUE, DirectoryInput, DirectoryResult
+from domain.sync import DirectoryInput, DirectoryResult
 from emulators.server import serve_in_thread
 from harness import Stack, new_stack, wait_until
 from workers.devstack import office_document, toml_document
@@ -52,6 +52,7 @@ async def crash(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncItera
         office_file = tmp_path / f"offices-{system}.toml"
         office_file.write_text(toml_document([document]))
         workers = Workers(temporal_env.client, tmp_path, office_file)
+        workers.env.update(stack.queue_env)
         made.append((stack, workers))
         return stack, workers
 
@@ -89,7 +90,7 @@ async def test_a_worker_killed_mid_run_leaves_a_clean_runs_state(crash: Callable
         DirectorySync.run,
         DirectoryInput(office_id=stack.office_id, accounting_system=stack.system, page_size=3),
         id=f"customers-projects-{stack.office_id}-crash",
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=stack.queues.workflow,
         result_type=DirectoryResult,
     )
 

@@ -35,7 +35,8 @@ async def test_schedule_runs_skips_overlap_and_runs_now(temporal_env: WorkflowEn
     client = stack.client
     handle = client.get_schedule_handle(directory_schedule_id(stack.office_id))
     try:
-        await setup_offices(client, stack.config)  # what a worker does at start: flows say customers_projects
+        # What a worker does at start: flows say customers_projects.
+        await setup_offices(client, stack.config, stack.queues)
         described = await handle.describe()
         assert described.schedule.spec.intervals[0].every == timedelta(seconds=1)
         assert described.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
@@ -57,7 +58,7 @@ async def test_schedule_runs_skips_overlap_and_runs_now(temporal_env: WorkflowEn
         assert len(external) == len(set(external)) == CUSTOMERS
 
         # An operator's run now, and a full one: nothing changed, so nothing is written.
-        result: DirectoryResult = await run_directory_now(client, stack.office(), full=True)
+        result: DirectoryResult = await run_directory_now(client, stack.office(), full=True, queues=stack.queues)
         assert result.full and result.customers.unchanged == CUSTOMERS and result.customers.created == 0
 
         # The interval follows the office file on the next upsert (worker start / ``qondor-sync setup``).
@@ -85,7 +86,7 @@ async def test_a_run_due_while_the_worker_was_down_is_done_when_it_comes_back(
     client = stack.client
     handle = client.get_schedule_handle(directory_schedule_id(stack.office_id))
     try:
-        await setup_offices(client, stack.config)  # no worker runs yet: the service is down
+        await setup_offices(client, stack.config, stack.queues)  # no worker runs yet: the service is down
 
         async def fired_while_down() -> bool:
             info = (await handle.describe()).info

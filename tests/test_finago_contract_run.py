@@ -18,7 +18,7 @@ from finago.finago_contract import RecordingTransport, validate_exchange
 from temporalio.testing import WorkflowEnvironment
 
 from domain.qondor import QueueStatus
-from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SyncState
+from domain.sync import OfficeRunInput, SyncState
 from harness import new_stack
 from workflows.office import PaymentSweep
 
@@ -49,7 +49,7 @@ async def test_a_whole_run_conforms_to_the_24sevenoffice_wsdls(
             PaymentSweep.run,
             OfficeRunInput(office_id=stack.office_id, accounting_system="finago"),
             id=f"test-contract-sweep-{stack.office_id}",
-            task_queue=WORKFLOW_QUEUE,
+            task_queue=stack.queues.workflow,
         )
         await stack.wait_for_qondor(base + FORM, QueueStatus.PAID)
     finally:

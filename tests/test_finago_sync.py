@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from accounting.finago.emulator import seed as finago_seed
 from domain.qondor import QueueStatus
-from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
-from harness import Stack, new_stack
+from domain.sync import OfficeRunInput, SweepResult, SyncState
+from harness import Stack, new_stack, stack_queues
 from workflows.office import PaymentSweep
 
 OFFER_1, OFFER_2, FORM, BOOKING, CARD, CREDIT = 501, 502, 503, 504, 505, 506
@@ -35,7 +35,7 @@ async def sweep(client: Client, office_id: int) -> SweepResult:
         PaymentSweep.run,
         OfficeRunInput(office_id=office_id, accounting_system="finago"),
         id=f"test-sweep-{office_id}",
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=stack_queues(office_id).workflow,
     )
 
 

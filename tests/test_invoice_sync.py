@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from domain.config import AccountingSystem
 from domain.qondor import QueueStatus
-from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
+from domain.sync import OfficeRunInput, SweepResult, SyncState
 from harness import Stack, every_system, wait_until
 from workflows.office import PaymentSweep
 
@@ -26,7 +26,7 @@ async def sweep(stack: Stack) -> SweepResult:
         PaymentSweep.run,
         OfficeRunInput(office_id=stack.office_id, accounting_system=stack.system.value),
         id=f"test-sweep-{stack.office_id}",
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=stack.queues.workflow,
     )
 
 

@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from clients.telemetry import enable_tracing
-from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, Step, SweepResult, SyncState, invoice_workflow_id
+from domain.sync import OfficeRunInput, Step, SweepResult, SyncState, invoice_workflow_id
 from emulators.qondor.sample import sample_office_data
 from harness import Stack, new_stack
 from workers.devstack import SECRET_ENV, free_port, office_document, toml_document
@@ -122,7 +122,7 @@ async def test_metrics_of_a_sync_are_scraped_without_personal_data(
             PaymentSweep.run,
             OfficeRunInput(office_id=stack.office_id, accounting_system=stack.system.value),
             id=f"test-obs-sweep-{stack.office_id}",
-            task_queue=WORKFLOW_QUEUE,
+            task_queue=stack.queues.workflow,
             result_type=SweepResult,
         )
         # The sweep sees the credit note: the original is credited, the credit note settled (paid).

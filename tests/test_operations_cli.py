@@ -54,6 +54,7 @@ async def cli(stack: Stack, *args: str) -> str:
         "TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
         "TEMPORAL_NAMESPACE": stack.client.namespace,
         "QONDOR_SYNC_DB_URL": str(stack.store._engine.url.render_as_string(hide_password=False)),
+        **stack.queue_env,
     }
     done = await asyncio.to_thread(subprocess.run, [CLI, *args], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, f"qondor-sync {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}"

@@ -23,7 +23,7 @@ FORM, CARD = 503, 505
 
 async def test_setup_starts_the_poller_and_the_sweep_schedule_and_the_poller_finds_new_items(stack: Stack) -> None:
     office = stack.office()
-    await setup_offices(stack.client, stack.config)
+    await setup_offices(stack.client, stack.config, stack.queues)
     try:
         poller = await stack.client.get_workflow_handle(poller_id(stack.office_id)).describe()
         assert poller.status == WorkflowExecutionStatus.RUNNING and poller.workflow_type == "QueuePoller"
@@ -44,7 +44,7 @@ async def test_setup_starts_the_poller_and_the_sweep_schedule_and_the_poller_fin
             assert len(stack.books.invoices()[item]) == 1
 
         # Set up again (every worker start does): the same poller run, the same single Schedule.
-        await setup_offices(stack.client, stack.config)
+        await setup_offices(stack.client, stack.config, stack.queues)
         again = await stack.client.get_workflow_handle(poller_id(stack.office_id)).describe()
         assert again.run_id == poller.run_id and again.status == WorkflowExecutionStatus.RUNNING
         pollers = [wf async for wf in stack.client.list_workflows(f"WorkflowId='{poller_id(stack.office_id)}'")]

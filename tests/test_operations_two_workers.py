@@ -23,7 +23,7 @@ from domain.sync import SyncState
 from emulators.qondor.sample import bulk_invoices
 from harness import new_stack
 from store import Store
-from workers.worker import SyncWorker, WorkerSettings
+from workers.worker import SyncWorker
 from workflows.starter import start_invoice_sync
 
 
@@ -52,11 +52,11 @@ async def test_two_workers_syncing_one_new_customer_at_once_create_it_once(
         transports = {"qondor": httpx.ASGITransport(app=stack.qondor_app),
                       stack.system.value: httpx.ASGITransport(app=stack.accounting_asgi)}
         worker = SyncWorker(worker_client, stack.config, store, transports,
-                            WorkerSettings(qondor_activities_per_second=None, accounting_activities_per_second={},
-                                           max_concurrent_activities=1))
+                            stack.worker_settings(max_concurrent_activities=1))
         tasks.append(asyncio.create_task(worker.run(stop)))
     try:
-        await asyncio.gather(*(start_invoice_sync(stack.client, stack.office(), item) for item in items))
+        await asyncio.gather(*(start_invoice_sync(stack.client, stack.office(), item, queues=stack.queues)
+                               for item in items))
         for item in items:
             await stack.wait_for_state(item, SyncState.AWAITING_PAYMENT, timeout=60)
             assert stack.qondor.status_of(item) == QueueStatus.PROCESSED

@@ -21,9 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from accounting.tripletex.emulator import PAYMENT_TYPE_BANK, PAYMENT_TYPE_CARD
 from domain.qondor import QueueStatus
-from domain.sync import WORKFLOW_QUEUE, OfficeRunInput, SweepResult, SyncState
+from domain.sync import OfficeRunInput, SweepResult, SyncState
 from emulators.qondor.sample import sample_office_data
-from harness import Stack, new_stack
+from harness import Stack, new_stack, stack_queues
 from workers.demo import tripletex_duplicates
 from workflows.office import PaymentSweep
 
@@ -43,7 +43,7 @@ async def sweep(client: Client, office_id: int) -> SweepResult:
         PaymentSweep.run,
         OfficeRunInput(office_id=office_id, accounting_system="tripletex"),
         id=f"test-order-sweep-{office_id}",
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=stack_queues(office_id).workflow,
     )
 
 

@@ -157,6 +157,8 @@ async def test_a_reset_and_a_resync_of_a_paid_sync_repeat_nothing_and_end_paid(
                                                           "http://tripletex.test", qondor_calls_per_second=0)]))
     monkeypatch.setenv("TEMPORAL_ADDRESS", client.service_client.config.target_host)
     monkeypatch.setenv("TEMPORAL_NAMESPACE", client.namespace)
+    for name, value in stack.queue_env.items():  # the stack's own task queues, as its worker serves them
+        monkeypatch.setenv(name, value)
     args = build_parser().parse_args(["resync", "--office", str(stack.office_id), "--invoice", str(card),
                                       "--config", str(office_file)])
     assert await COMMANDS["resync"](args) in (0, None)

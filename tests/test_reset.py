@@ -26,7 +26,7 @@ async def test_a_reset_to_the_first_workflow_task_after_booking_finds_everything
     stack: Stack,
 ) -> None:
     item, books = stack.office_id * 1000 + FORM, stack.books
-    await start_invoice_sync(stack.client, stack.office(), item)
+    await start_invoice_sync(stack.client, stack.office(), item, queues=stack.queues)
     before = await stack.wait_for_state(item, SyncState.AWAITING_PAYMENT)
     booked = books.one(item)
     made = (books.customers(), books.projects(), books.invoices(), books.credit_notes())

@@ -52,7 +52,6 @@ from test_faults import Run, assert_synced_exactly_once, settle
 from test_worker_crash import ITEMS, Workers, forget_dead_worker, start_syncs
 
 from domain.qondor import QueueStatus
-from domain.sync import QONDOR_QUEUE
 from emulators.server import serve_in_thread
 from harness import Stack, new_stack, wait_until
 from workers.devstack import office_document, toml_document
@@ -120,12 +119,14 @@ async def two_worker_stack(temporal_env: WorkflowEnvironment, tmp_path: Path
     def build() -> tuple[Stack, HealthyWorkers]:
         stack = new_stack(temporal_env.client, tmp_path)
         stack.qondor.configure_rate_limit(enabled=True, limit=QONDOR_BUDGET[0], window_seconds=QONDOR_BUDGET[1])
-        stack.servers = [serve_in_thread(stack.qondor_app), serve_in_thread(stack.accounting_asgi)]
         office_file = tmp_path / "offices.toml"
+        workers = HealthyWorkers(temporal_env.client, tmp_path, office_file)
+        workers.env.update(stack.queue_env)
+        apps = (stack.qondor_app, stack.accounting_asgi)
+        stack.servers = [serve_in_thread(workers.in_flight.wrap(app)) for app in apps]
         office = office_document(stack.office_id, *(s.url for s in stack.servers),
                                  qondor_calls_per_second=example_qondor_pacing())
         office_file.write_text(toml_document([office]))
-        workers = HealthyWorkers(temporal_env.client, tmp_path, office_file)
         made.append((stack, workers))
         return stack, workers
 
@@ -204,7 +205,7 @@ async def test_two_workers_share_the_work_and_a_killed_one_leaves_every_invoice_
 
     await wait_until(both_working, 30, "both workers to complete activities", interval=0.2)
     workers.kill(first)
-    killed_at = datetime.now(UTC)
+    killed_at, killed = datetime.now(UTC), time.monotonic()
     processed_at_kill = sum(
         1 for n in ITEMS if stack.qondor.status_of(stack.office_id * 1000 + n) != QueueStatus.UNPROCESSED
     )
@@ -212,7 +213,8 @@ async def test_two_workers_share_the_work_and_a_killed_one_leaves_every_invoice_
     assert invoices_at_kill < 5 and processed_at_kill < len(ITEMS), "the kill landed after the batch"
 
     await forget_dead_worker(stack)
-    await asyncio.sleep(1.5)  # longer than any request of the dead worker can still be in the emulators
+    # The dead worker's last requests are done before its attempts are retried (no retry overlaps one of them).
+    await wait_until(workers.in_flight.started_after(killed), 30, "the dead worker's last requests", interval=0.05)
     orphaned = await fail_attempts_of(stack, identity(first), killed_at)
     run = Run("two-workers", stack)
     try:
@@ -239,7 +241,7 @@ async def test_two_workers_share_the_work_and_a_killed_one_leaves_every_invoice_
     assert calls_peak <= QONDOR_BUDGET[0], calls_peak
 
     # The server-side limit of the Qondor queue held across both workers (token bucket: rate x window + burst).
-    dispatched = [at for queue, _, at in activities if queue == QONDOR_QUEUE]
+    dispatched = [at for queue, _, at in activities if queue == stack.queues.qondor]
     window = 3.0
     dispatch_peak = peak(dispatched, window)
     allowed = QONDOR_ACTIVITIES_PER_SECOND * window + QONDOR_ACTIVITIES_PER_SECOND

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,22 +98,40 @@ class InFlight:
 
     def __init__(self) -> None:
         self.count = 0
+        self._lock = threading.Lock()  # the emulators' servers run in threads of their own
+        self._since: dict[int, float] = {}
+        self._ids = itertools.count()
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         async def counted(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
-            self.count += 1
+            with self._lock:
+                self.count += 1
+                request = next(self._ids)
+                self._since[request] = time.monotonic()
             try:
                 await app(scope, receive, send)
             finally:
-                self.count -= 1
+                with self._lock:
+                    self.count -= 1
+                    del self._since[request]
 
         return counted
 
     async def drained(self) -> bool:
         return self.count == 0
+
+    def started_after(self, moment: float) -> Callable[[], Awaitable[bool]]:
+        """A check for ``wait_until``: every request still in the emulators started after ``moment`` (a worker
+        killed then has no request left in them; the other workers' requests do not count)."""
+
+        async def check() -> bool:
+            with self._lock:
+                return all(since > moment for since in self._since.values())
+
+        return check
 
 
 class Workers:
@@ -170,6 +190,7 @@ async def crash_stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Asyn
         stack = new_stack(temporal_env.client, tmp_path, system=system)
         office_file = tmp_path / "offices.toml"
         workers = Workers(temporal_env.client, tmp_path, office_file, db_url)
+        workers.env.update(stack.queue_env)
         # Counted inside any wrapper: a response held back after its commit is no longer "in the emulator".
         accounting_app = workers.in_flight.wrap(stack.accounting_asgi)
         accounting_app = wrap_tripletex(accounting_app) if wrap_tripletex else accounting_app
@@ -189,7 +210,7 @@ async def crash_stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> Asyn
 async def start_syncs(stack: Stack) -> None:
     """What the poller does on its first poll: one InvoiceSync per queue item."""
     for n in ITEMS:
-        await start_invoice_sync(stack.client, stack.office(), stack.office_id * 1000 + n)
+        await start_invoice_sync(stack.client, stack.office(), stack.office_id * 1000 + n, queues=stack.queues)
 
 
 async def forget_dead_worker(stack: Stack) -> None:

@@ -28,6 +28,9 @@ Phases (each can be skipped with ``--phases``; ``--only SYSTEM`` keeps one syste
    in Tripletex, then ONE PaymentSweep workflow; the Tripletex calls it made, from the request log. Half of
    the paid ones (at most) are real synced invoices, so their workflows really get the signal and report
    Paid to Qondor; the rest are signalled to workflow ids that do not exist (the activity tolerates that).
+4b. ``sweep-settled`` (and ``finago-sweep-settled``): ``--settled`` settled invoices (default 100,000) added
+   inside the window, then one more sweep: its calls must not grow with them (Tripletex: at most one window
+   page, then the open invoices by id; 24SevenOffice: the ledger changed since the sweep's cursor).
 5. ``finago-calls``, ``finago-throughput``, ``finago-sweep``: the same questions for a 24SevenOffice office
    (office 8, ``system="finago"``, the SOAP emulator on loopback) in the same office file and worker, where the
    hourly call budget (7200 per identity) is the ceiling: calls per invoice (new and repeat customers and
@@ -69,6 +72,7 @@ from temporalio.client import Client
 
 from accounting.finago.emulator import create_app as create_finago_app
 from accounting.registry import SYSTEMS
+from accounting.tripletex.adapter import IDS_PER_CALL
 from accounting.tripletex.emulator import PAYMENT_TYPE_BANK, RateLimitConfig, invoicing, writes
 from accounting.tripletex.emulator import create_app as create_tripletex_app
 from accounting.tripletex.emulator.gateway import normalised_path
@@ -683,14 +687,7 @@ class Bench(FinagoPhases):
 
         mark = self.tripletex_mark()
         t0 = time.monotonic()
-        result: SweepResult = await self.client.execute_workflow(
-            "PaymentSweep",
-            OfficeRunInput(office_id=self.office_id, accounting_system=AccountingSystem.TRIPLETEX),
-            id=f"bench-sweep-{self.office_id}-{uuid.uuid4().hex[:8]}",
-            task_queue=WORKFLOW_QUEUE,
-            result_type=SweepResult,
-            execution_timeout=timedelta(minutes=10),
-        )
+        result = await self.run_sweep(self.office_id, AccountingSystem.TRIPLETEX)
         sweep_seconds = time.monotonic() - t0
         calls = self.tripletex_since(mark)
         session = calls.get(f"POST {SESSION_PATH}", 0)  # a cold worker's first call of the day (sweep-only runs)
@@ -721,9 +718,53 @@ class Bench(FinagoPhases):
         print(f"  {n_calls} Tripletex calls ({_detail(calls)}), {result.paid}/{paid} paid found, "
               f"{sweep_seconds:.1f} s; {reported}/{len(real_paid)} real syncs reported Paid", flush=True)
 
-    def _seed_tripletex_invoices(self, n: int) -> list[dict[str, Any]]:
-        """``n`` open invoices in the Tripletex emulator, fast: clones (order + invoice) of one invoice the
-        emulator made through its own rules, numbered on, dated over the last 150 days."""
+    async def run_sweep(self, office_id: int, system: AccountingSystem) -> SweepResult:
+        """ONE PaymentSweep workflow for the office, as its Schedule starts it."""
+        return await self.client.execute_workflow(
+            "PaymentSweep",
+            OfficeRunInput(office_id=office_id, accounting_system=system),
+            id=f"bench-sweep-{office_id}-{uuid.uuid4().hex[:8]}",
+            task_queue=WORKFLOW_QUEUE,
+            result_type=SweepResult,
+            execution_timeout=timedelta(minutes=10),
+        )
+
+    async def phase_sweep_settled(self) -> None:
+        """4b. The sweep again, with ``--settled`` settled invoices added inside its window: what it costs must
+        not grow with them (at most one window page, then the open invoices by id)."""
+        assert self.store is not None
+        settled = self.args.settled
+        open_now = len(self.store.open_invoices(self.office_id, SYSTEM))
+        print(f"Sweep with {settled} settled invoices inside the window ({open_now} open) ...", flush=True)
+        t_seed = time.monotonic()
+        self._seed_tripletex_invoices(settled, settled=True)
+        seed_seconds = time.monotonic() - t_seed
+        mark = self.tripletex_mark()
+        t0 = time.monotonic()
+        result = await self.run_sweep(self.office_id, AccountingSystem.TRIPLETEX)
+        sweep_seconds = time.monotonic() - t0
+        calls = self.tripletex_since(mark)
+        session = calls.get(f"POST {SESSION_PATH}", 0)
+        n_calls = sum(calls.values()) - session
+        bound = 1 + -(-result.open_invoices // IDS_PER_CALL)
+        window_pages = -(-(settled + open_now) // 1000)
+        self.report.figures["sweep_settled"] = {
+            "settled_in_window": settled, "open_invoices": result.open_invoices, "tripletex_calls": n_calls,
+            "calls_detail": dict(calls), "pages": result.pages, "bound": bound,
+            "window_pages_if_read_whole": window_pages, "sweep_seconds": round(sweep_seconds, 2),
+            "seed_seconds": round(seed_seconds, 2),
+        }
+        self.report.add(f"Payment sweep Tripletex calls ({result.open_invoices} open, {settled} settled in window)",
+                        str(n_calls), f"<= {bound}", n_calls <= bound,
+                        note=f"1 window page + open/{IDS_PER_CALL} by id; reading the window: {window_pages} pages; "
+                             f"{sweep_seconds:.1f} s")
+        print(f"  {n_calls} Tripletex calls ({_detail(calls)}), {sweep_seconds:.1f} s "
+              f"(the whole window would be {window_pages} pages)", flush=True)
+
+    def _seed_tripletex_invoices(self, n: int, settled: bool = False) -> list[dict[str, Any]]:
+        """``n`` open (or ``settled``: fully paid) invoices in the Tripletex emulator, fast: clones (order +
+        invoice) of one invoice the emulator made through its own rules, numbered on, dated over the last 150
+        days."""
         state = self.tripletex
         if n == 0:
             return []
@@ -753,7 +794,7 @@ class Bench(FinagoPhases):
                            "orders": [{"id": order["id"]}], "_payments": [], "projectInvoiceDetails": None}
                 for key in ("amountOutstanding", "amountCurrencyOutstanding", "amountOutstandingTotal",
                             "amountCurrencyOutstandingTotal"):
-                    invoice[key] = template["amount"]
+                    invoice[key] = 0 if settled else template["amount"]
                 made.append(state.insert("invoice", {k: v for k, v in invoice.items()
                                                      if v is not None or k.startswith("_")}))
             return made
@@ -802,8 +843,8 @@ def _r(value: float | None) -> float | None:
 
 
 SYSTEM_PHASES = {
-    "tripletex": ("calls", "throughput", "latency", "sweep"),
-    "finago": ("finago-calls", "finago-throughput", "finago-sweep"),
+    "tripletex": ("calls", "throughput", "latency", "sweep", "sweep-settled"),
+    "finago": ("finago-calls", "finago-throughput", "finago-sweep", "finago-sweep-settled"),
 }
 PHASES = tuple(p for phases in SYSTEM_PHASES.values() for p in phases)
 """In run order: calls warm the caches, the sweeps use what was synced."""
@@ -880,6 +921,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=2.0, help="latency run: invoices offered per second")
     parser.add_argument("--latency-seconds", type=float, default=45.0, help="latency run: how long to offer")
     parser.add_argument("--open", type=int, default=10_000, help="sweep: open invoices (synced ones topped up)")
+    parser.add_argument("--settled", type=int, default=100_000,
+                        help="sweep-settled phases: settled invoices added inside the sweep's window")
     parser.add_argument("--paid", type=int, default=300,
                         help="sweep: how many of them are paid in Tripletex (and in 24SevenOffice)")
     parser.add_argument("--qondor-calls-per-second", type=float, default=0.0,

@@ -14,6 +14,8 @@
 3. ``finago-sweep``: ``--open`` open invoices (the ones synced above, topped up with invoiced orders and
    their ledger entries cloned straight into the emulator's state and tracked with ``Store.bulk_track``),
    ``--paid`` of them paid, then ONE PaymentSweep workflow; its SOAP calls from the counters (target <= 15).
+3b. ``finago-sweep-settled``: ``--settled`` settled invoices added inside the window before the sweep's cursor,
+   then one sweep: it reads the ledger changed since its cursor, so its calls do not grow with them.
 
 The 24SevenOffice office is a second office in the same office file, served by the same worker, Qondor
 emulator and Temporal dev server as the Tripletex one; its customers carry no External Reference (that field
@@ -30,6 +32,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from accounting.engine import SWEEP_CURSOR
 from accounting.finago.adapter import REFERENCE_TTL_SECONDS, SWEEP_CHUNK_DAYS
 from accounting.finago.emulator import DEPARTMENT_ID, MISC_PRODUCT_ID, FinagoState, invoicing, ledger
 from accounting.finago.settings import FinagoSettings
@@ -63,6 +66,7 @@ FINAGO_NEW_START = 100_000
 FINAGO_REPEAT_START = 110_000
 FINAGO_THROUGHPUT_START = 120_000
 FINAGO_SWEEP_START = 2_000_000  # store rows only (no Qondor records)
+FINAGO_SETTLED_START = 3_000_000  # references of the settled orders the sweep-settled phase adds
 WARM_UP = 5  # bulk_invoices(repeat_customers=True) cycles through 5 customers and projects
 
 
@@ -237,7 +241,44 @@ class FinagoPhases:
         print(f"  {n_calls} SOAP calls ({_detail(per)}), {result.paid}/{paid} paid found, {sweep_seconds:.1f} s; "
               f"{reported}/{len(real_paid)} real syncs reported Paid; seeding took {seed_seconds:.1f} s", flush=True)
 
-    def _seed_finago_orders(self: Bench, n: int) -> list[dict[str, Any]]:
+    async def phase_finago_sweep_settled(self: Bench) -> None:
+        """3b. One more sweep after ``--settled`` settled invoices (and their ledger entries, closed) were added
+        inside the look-back window before the sweep's cursor: it reads the ledger changed since the cursor, so
+        its calls (and the entries it reads) do not grow with them."""
+        assert self.store is not None
+        settled = self.args.settled
+        if self.store.get_cursor(FINAGO_OFFICE_ID, f"{SWEEP_CURSOR}:{FINAGO_SYSTEM}") is None:
+            await self.run_sweep(FINAGO_OFFICE_ID, AccountingSystem.FINAGO)  # the office's first sweep sets it
+        print(f"24SevenOffice sweep with {settled} settled invoices inside the window ...", flush=True)
+        t_seed = time.monotonic()
+        made = self._seed_finago_orders(settled, start=FINAGO_SETTLED_START, offers=False)
+        with self.finago.lock:
+            numbers = {str(o["InvoiceId"]) for o in made if o.get("InvoiceId")}
+            for entry in self.finago.transactions:
+                if entry.get("InvoiceNo") in numbers:
+                    entry["Open"] = False
+        seed_seconds = time.monotonic() - t_seed
+        mark = self.finago_mark()
+        t0 = time.monotonic()
+        result = await self.run_sweep(FINAGO_OFFICE_ID, AccountingSystem.FINAGO)
+        sweep_seconds = time.monotonic() - t0
+        per, _ = self.split_one_time(self.finago_since(mark))  # a cold worker's Login apart
+        n_calls = per.total()
+        lookback = self.config.office(FINAGO_OFFICE_ID).finago.invoice_lookback_days  # type: ignore[union-attr]
+        window_calls = -(-lookback // SWEEP_CHUNK_DAYS) + (1 if per.get("InvoiceService.GetInvoices") else 0)
+        self.report.figures["finago_sweep_settled"] = {
+            "settled_in_window": settled, "open_invoices": result.open_invoices, "calls": n_calls,
+            "calls_detail": dict(per), "window_calls_without_cursor": window_calls,
+            "sweep_seconds": round(sweep_seconds, 2), "seed_seconds": round(seed_seconds, 2),
+        }
+        self.report.add(f"24SevenOffice sweep calls ({result.open_invoices} open, {settled} settled in window)",
+                        str(n_calls), "<= 2", n_calls <= 2,
+                        note=f"{_detail(per)}; since the cursor (without: {window_calls} calls over the whole "
+                             f"window, every settled entry read); {sweep_seconds:.1f} s")
+        print(f"  {n_calls} SOAP calls ({_detail(per)}), {sweep_seconds:.1f} s", flush=True)
+
+    def _seed_finago_orders(self: Bench, n: int, start: int = FINAGO_SWEEP_START,
+                            offers: bool = True) -> list[dict[str, Any]]:
         """``n`` open orders in the emulator, fast: clones of one order the emulator invoiced through its own
         rules (with its voucher's ledger entries), numbered on and dated over the last 150 days, so the ledger
         looks like an office with that many unpaid invoices. The newest 1 % stay offers not yet invoiced (what
@@ -246,20 +287,21 @@ class FinagoPhases:
         if n == 0:
             return []
         with state.lock:
-            customer = state.put("companies", {"Name": "Benchmark AS", "Type": "Business",
-                                               "OrganizationNumber": "811111112", "ExternalId": "bench"})
+            customer = next((c for c in state.all("companies") if c.get("ExternalId") == "bench"), None) or state.put(
+                "companies", {"Name": "Benchmark AS", "Type": "Business", "OrganizationNumber": "811111112",
+                              "ExternalId": "bench"})
             template = invoicing.save_order(state, {
                 "CustomerId": customer["Id"], "DepartmentId": DEPARTMENT_ID, "OrderStatus": "Invoiced",
                 "InvoiceRows": {"InvoiceRow": [{"ProductId": MISC_PRODUCT_ID, "Price": Decimal(1000),
                                                 "Quantity": Decimal(1)}]}})
             voucher = [dict(t) for t in state.transactions if t.get("InvoiceNo") == str(template["InvoiceId"])]
             now = state.now()
-            offers_from = n - max(1, n // 100)
+            offers_from = n - max(1, n // 100) if offers else n
             made, entries = [], []
             for k in range(n):
                 day = (now - timedelta(days=150 - (k * 150) // n)).replace(hour=0, minute=0, second=0)
                 order = {**template, "OrderId": state.new_id("orders", 1_001), "DateOrdered": day, "DateChanged": day,
-                         "_registered": day, "ReferenceNumber": str(FINAGO_SWEEP_START + k),
+                         "_registered": day, "ReferenceNumber": str(start + k),
                          "InvoiceRows": {"InvoiceRow": [dict(r) for r in template["InvoiceRows"]["InvoiceRow"]]}}
                 if k >= offers_from:
                     order.update(OrderStatus="Offer", InvoiceId=None, DateInvoiced=None)

@@ -41,7 +41,7 @@ async def _worker(args: argparse.Namespace) -> int:
     from workers import observability
     from workers.health import start_from_env as start_health
     from workers.setup import setup_offices
-    from workers.worker import SyncWorker, connect
+    from workers.worker import SyncWorker, WorkerSettings, connect
 
     # /healthz and /readyz for the probes (QONDOR_SYNC_HEALTH_ADDRESS, workers/health.py): worker only, first,
     # so the port answers while the worker starts; /readyz says "starting" until the worker is attached.
@@ -52,13 +52,14 @@ async def _worker(args: argparse.Namespace) -> int:
     # Prometheus metrics (QONDOR_SYNC_METRICS_ADDRESS) and tracing (QONDOR_SYNC_TRACING / OTEL_*): worker only.
     telemetry = observability.start()
     client = await connect(runtime=telemetry.runtime, interceptors=telemetry.interceptors)
-    worker = SyncWorker(client, config, store)
+    settings = WorkerSettings()
+    worker = SyncWorker(client, config, store, settings=settings)
     if health:
         health.readiness = worker.readiness
     stop = _stop_on_signals()
     task = asyncio.create_task(worker.run(stop))
     if not args.no_setup:
-        await setup_offices(client, config)
+        await setup_offices(client, config, settings.task_queues)
     await task
     if health:
         await health.close()
@@ -146,7 +147,7 @@ async def _resync(args: argparse.Namespace) -> int:
     from temporalio.service import RPCError
 
     from domain.sync import invoice_workflow_id
-    from workers.worker import connect
+    from workers.worker import configured_queues, connect
     from workflows.starter import start_invoice_sync
 
     config = load_config(_config_path(args), check_secrets=False)  # only ids and settings are read here
@@ -157,7 +158,8 @@ async def _resync(args: argparse.Namespace) -> int:
         print(f"resync signalled to {workflow_id}")
     except RPCError:
         await start_invoice_sync(
-            client, config.office(args.office), args.invoice, reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            client, config.office(args.office), args.invoice, reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            queues=configured_queues(),
         )
         print(f"{workflow_id} had ended; started it again")
     return 0
@@ -189,7 +191,7 @@ async def _setup(args: argparse.Namespace) -> int:
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
     from workers.setup import setup_offices
-    from workers.worker import connect
+    from workers.worker import configured_queues, connect
     from workflows import search_attributes as sa
 
     config = load_config(_config_path(args), check_secrets=False)
@@ -198,7 +200,7 @@ async def _setup(args: argparse.Namespace) -> int:
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(search_attributes=wanted, namespace=client.namespace)
     )
-    await setup_offices(client, config)
+    await setup_offices(client, config, configured_queues())
     print(f"search attributes {', '.join(wanted)} registered; {len(config.offices)} office(s) set up")
     return 0
 
@@ -220,12 +222,12 @@ async def _directory(args: argparse.Namespace) -> int:
 
     from domain.sync import DirectoryResult, directory_schedule_id
     from workers.setup import run_directory_now
-    from workers.worker import connect
+    from workers.worker import configured_queues, connect
 
     client = await connect()
     if args.now or args.full:
         config = load_config(_config_path(args), check_secrets=False)
-        result = await run_directory_now(client, config.office(args.office), full=args.full)
+        result = await run_directory_now(client, config.office(args.office), full=args.full, queues=configured_queues())
         _print_directory(result)
         return 1 if result.error else 0
     try:
@@ -252,6 +254,67 @@ async def _directory(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _actuals(args: argparse.Namespace) -> int:
+    """The cost and sales sync: ``--now`` runs it (for ``--office``, else every office with ``costs_sales``) and
+    prints its counts (exit 1 if a run stopped); without ``--now`` the latest runs' counts from the audit trail."""
+    if (args.date_from is None) != (args.date_to is None) or (args.date_from and args.date_to < args.date_from):
+        print("give --from and --to together, --from not after --to", file=sys.stderr)
+        return 2
+    if not args.now:
+        return _last_actuals_runs(args.office, args.limit)
+    from domain.config import Flow
+    from workers.setup import run_actuals_now
+    from workers.worker import configured_queues, connect
+
+    config = load_config(_config_path(args), check_secrets=False)
+    chosen = [config.office(args.office)] if args.office else config.offices
+    offices = [o for o in chosen if args.office or Flow.COSTS_SALES in o.flows]
+    if not offices:
+        print("no office has costs_sales in its flows; name one with --office", file=sys.stderr)
+        return 2
+    client = await connect()
+    code = 0
+    for office in offices:
+        result = await run_actuals_now(client, office, start=args.date_from, end=args.date_to,
+                                       queues=configured_queues())
+        print(f"office {office.id} ({result.start} .. {result.end}):")
+        _print_actuals(result)
+        code = 1 if result.error else code
+    return code
+
+
+def _last_actuals_runs(office_id: int | None, limit: int) -> int:
+    from domain.sync import ActualsResult
+    from store import Store
+
+    store = Store.from_env()
+    try:
+        entries = store.audit_entries(office_id=office_id, action="actuals-run", limit=limit)
+    finally:
+        store.dispose()
+    if not entries:
+        print("no cost and sales sync run recorded" + (f" for office {office_id}" if office_id else ""))
+        return 0
+    for entry in entries:
+        result = ActualsResult.model_validate(entry.detail or {})
+        print(f"{entry.at:%Y-%m-%d %H:%M} office {entry.office_id} ({result.start} .. {result.end}), "
+              f"{entry.workflow_id}:")
+        _print_actuals(result)
+    return 0
+
+
+def _print_actuals(result: object) -> None:
+    from domain.sync import ActualsResult
+
+    assert isinstance(result, ActualsResult)
+    print(f"  costs: {result.costs.describe()} ({result.costs.read} read)")
+    print(f"  sales: {result.sales.describe()} ({result.sales.read} read)")
+    for problem in result.problems:
+        print(f"  failed: {problem}")
+    if result.error:
+        print(f"  stopped: {result.error}")
+
+
 def _print_directory(result: object) -> None:
     from domain.sync import DirectoryResult
 
@@ -264,6 +327,55 @@ def _print_directory(result: object) -> None:
         print(f"  failed: {problem}")
     if result.error:
         print(f"  stopped: {result.error}")
+
+
+async def _reconcile(args: argparse.Namespace) -> int:
+    """The reconciliation report of one office and period: a table, and the mismatches as CSV or JSON. Exit 1 when
+    there is drift. Workflow states come from Temporal when it answers (else the report says they were not checked)."""
+    from accounting.reconcile import run_reconcile
+    from store import Store
+    from workers.worker import connect
+
+    config = load_config(_config_path(args))
+    if args.date_to < args.date_from:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+    try:
+        temporal = await connect()
+    except Exception as exc:  # no Temporal (or no payload keys) must not stop finance's report: it says what is missing
+        print(f"workflow states not checked: {exc}", file=sys.stderr)
+        temporal = None
+    report, label = await run_reconcile(config, args.office, Store.from_env(), args.date_from, args.date_to, temporal)
+    print(report.table(label))
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as out:
+            out.write(report.csv())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(report.to_json(), out, indent=2, ensure_ascii=False)
+    return 1 if report.drift else 0
+
+
+async def _check(args: argparse.Namespace) -> int:
+    """The go-live check: every finding with its fix; exit 1 when something would stop the first sync."""
+    from accounting.golive import OfficeTools, blocking, format_findings, golive_check
+    from store import Store
+
+    tools = OfficeTools.open(load_config(_config_path(args)), args.office, Store.from_env())
+    findings = await golive_check(tools)
+    print(format_findings(findings))
+    return 1 if blocking(findings) else 0
+
+
+async def _preview(args: argparse.Namespace) -> int:
+    """What the sync would do for the waiting items (or one item); nothing is written anywhere."""
+    from accounting.golive import OfficeTools
+    from accounting.preview import format_plans, preview
+    from store import Store
+
+    tools = OfficeTools.open(load_config(_config_path(args)), args.office, Store.from_env())
+    print(format_plans(await preview(tools, args.invoice)))
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -353,10 +465,37 @@ def build_parser() -> argparse.ArgumentParser:
     directory.add_argument("--full", action="store_true", help="run it now over every project (ignore changedAfter)")
     directory.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")
 
+    from datetime import date as _date
+
+    actuals = sub.add_parser("actuals", help="the cost and sales sync: the latest runs' counts, or run it now")
+    actuals.add_argument("--office", type=int, help="one office (default: every office; --now: those with costs_sales)")
+    actuals.add_argument("--now", action="store_true", help="run it now and wait for its counts")
+    actuals.add_argument("--from", dest="date_from", type=_date.fromisoformat, help="window start, YYYY-MM-DD")
+    actuals.add_argument("--to", dest="date_to", type=_date.fromisoformat, help="window end, YYYY-MM-DD")
+    actuals.add_argument("--limit", type=int, default=5, help="runs shown without --now")
+    actuals.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")
+
     audit = sub.add_parser("audit", help="the audit trail of writes made in external systems")
     audit.add_argument("--office", type=int)
     audit.add_argument("--workflow")
     audit.add_argument("--limit", type=int, default=100)
+
+    from datetime import date
+
+    reconcile = sub.add_parser("reconcile", help="Qondor's queue beside the accounting system for a period: drift")
+    reconcile.add_argument("--office", type=int, required=True)
+    reconcile.add_argument("--from", dest="date_from", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    reconcile.add_argument("--to", dest="date_to", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    reconcile.add_argument("--csv", help="write the mismatches to this CSV file")
+    reconcile.add_argument("--json", help="write the whole report to this JSON file")
+    reconcile.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")
+    check = sub.add_parser("check", help="go-live check: what would stop an office's first sync (exit 1 if any)")
+    check.add_argument("--office", type=int, required=True)
+    check.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")
+    preview = sub.add_parser("preview", help="what the sync would do for the waiting items; writes nothing")
+    preview.add_argument("--office", type=int, required=True)
+    preview.add_argument("--invoice", type=int, help="one queue item (waiting or not)")
+    preview.add_argument("--config", help=f"office file; default ${CONFIG_ENV}")
     return parser
 
 
@@ -369,6 +508,10 @@ COMMANDS = {
     "sweep": _sweep,
     "setup": _setup,
     "directory": _directory,
+    "actuals": _actuals,
+    "reconcile": _reconcile,
+    "check": _check,
+    "preview": _preview,
 }
 
 

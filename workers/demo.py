@@ -192,7 +192,7 @@ async def run_demo(*, once: bool, ui_port: int, invoices: int = 0) -> int:
     worker = SyncWorker(env.client, config, store)
     stop = asyncio.Event()
     worker_task = asyncio.create_task(worker.run(stop))
-    await setup_offices(env.client, config)
+    await setup_offices(env.client, config, worker.settings.task_queues)
     target = env.client.service_client.config.target_host
     ui = f"http://127.0.0.1:{ui_port}/namespaces/default/workflows"
     cli_env = f"{keys_hint} TEMPORAL_ADDRESS={target}".strip()

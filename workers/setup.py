@@ -2,22 +2,26 @@
 
 Run at every worker start (and by ``qondor-sync setup``): a poller already running is joined, a
 Schedule that exists is updated to the office file's interval. The same for every accounting system: the
-workflows carry the office's system and route its activities to that system's task queue.
+workflows carry the office's system and route its activities to that system's task queue. Everything is
+started on the workflow queue of ``queues`` (the worker process's ``WorkerSettings.task_queues``; production's
+names when None).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleRange,
     ScheduleSpec,
     ScheduleState,
     ScheduleUpdate,
@@ -27,9 +31,22 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from domain.config import Flow, OfficeConfig, ServiceConfig
-from domain.sync import WORKFLOW_QUEUE, DirectoryInput, DirectoryResult, OfficeRunInput, directory_schedule_id
+from domain.sync import (
+    ActualsInput,
+    ActualsResult,
+    DirectoryInput,
+    DirectoryResult,
+    OfficeRunInput,
+    ReconcileInput,
+    TaskQueues,
+    actuals_schedule_id,
+    directory_schedule_id,
+    reconcile_schedule_id,
+)
+from workflows.actuals_sync import ActualsSync
 from workflows.directory_sync import DirectorySync
 from workflows.office import PaymentSweep, QueuePoller
+from workflows.reconcile import Reconcile
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +59,7 @@ def sweep_schedule_id(office_id: int) -> str:
     return f"payment-sweep-{office_id}"
 
 
-def sweep_schedule(office: OfficeConfig) -> Schedule:
+def sweep_schedule(office: OfficeConfig, queues: TaskQueues | None = None) -> Schedule:
     """Every ``payment_sweep_minutes``; a sweep still running makes the next one skip, and a long outage
     does not replay missed sweeps (one sweep catches everything up anyway)."""
     return Schedule(
@@ -50,7 +67,7 @@ def sweep_schedule(office: OfficeConfig) -> Schedule:
             PaymentSweep.run,
             OfficeRunInput(office_id=office.id, accounting_system=office.accounting_system),
             id=sweep_schedule_id(office.id),
-            task_queue=WORKFLOW_QUEUE,
+            task_queue=(queues or TaskQueues()).workflow,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=office.payment_sweep_minutes))]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(minutes=10)),
@@ -60,7 +77,7 @@ def sweep_schedule(office: OfficeConfig) -> Schedule:
     )
 
 
-def directory_schedule(office: OfficeConfig) -> Schedule:
+def directory_schedule(office: OfficeConfig, queues: TaskQueues | None = None) -> Schedule:
     """The customer and project sync: every ``customers_projects_interval_minutes`` (hourly by default). A run
     still going makes the next one skip; after an outage of up to a day one missed run is made up (a run
     catches everything up, so replaying each missed one would only repeat the reads)."""
@@ -70,12 +87,42 @@ def directory_schedule(office: OfficeConfig) -> Schedule:
             DirectorySync.run,
             DirectoryInput(office_id=office.id, accounting_system=office.accounting_system),
             id=directory_schedule_id(office.id),
-            task_queue=WORKFLOW_QUEUE,
+            task_queue=(queues or TaskQueues()).workflow,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=max(every, timedelta(days=1))),
         state=ScheduleState(
             note=f"Customer and project sync of office {office.id} ({office.name}) -> {office.accounting_system.value}"
+        ),
+    )
+
+
+def actuals_schedule(office: OfficeConfig, queues: TaskQueues | None = None) -> Schedule:
+    """The cost and sales sync: daily at ``costs_sales_time`` in Europe/Oslo (or every
+    ``costs_sales_interval_minutes``), over the last ``costs_lookback_days``. A run still going makes the next
+    one skip; after an outage of up to a day the missed run is made up once (one run covers the whole window)."""
+    if office.costs_sales_interval_minutes is not None:
+        every = timedelta(minutes=office.costs_sales_interval_minutes)
+        spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)])
+    else:
+        hour, minute = (int(part) for part in office.costs_sales_time.split(":"))
+        spec = ScheduleSpec(
+            calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)])],
+            time_zone_name="Europe/Oslo",
+        )
+        every = timedelta(days=1)
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            ActualsSync.run,
+            ActualsInput(office_id=office.id, accounting_system=office.accounting_system,
+                         lookback_days=office.costs_lookback_days),
+            id=actuals_schedule_id(office.id),
+            task_queue=(queues or TaskQueues()).workflow,
+        ),
+        spec=spec,
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=max(every, timedelta(days=1))),
+        state=ScheduleState(
+            note=f"Cost and sales sync of office {office.id} ({office.name}) <- {office.accounting_system.value}"
         ),
     )
 
@@ -91,26 +138,54 @@ async def upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) 
         await client.get_schedule_handle(schedule_id).update(replace)
 
 
-async def start_poller(client: Client, office: OfficeConfig) -> None:
+async def start_poller(client: Client, office: OfficeConfig, queues: TaskQueues | None = None) -> None:
     await client.start_workflow(
         QueuePoller.run,
         OfficeRunInput(office_id=office.id, accounting_system=office.accounting_system),
         id=poller_id(office.id),
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=(queues or TaskQueues()).workflow,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Invoicing-queue poller of office {office.id} -> {office.accounting_system.value}",
     )
 
 
-async def setup_offices(client: Client, config: ServiceConfig) -> None:
+RECONCILE_EVERY = timedelta(days=1)
+"""How often each office's reconciliation runs (daily)."""
+RECONCILE_DAYS = 31
+"""How far back the scheduled reconciliation looks: the invoices dated in the last month, so what a day's sync
+left wrong is reported for a month after."""
+
+
+def reconcile_schedule(office: OfficeConfig, queues: TaskQueues | None = None) -> Schedule:
+    """The reconciliation report (``accounting/reconcile.py``) once a day; Slack hears of it only on drift. A run
+    still going makes the next one skip; missed runs are not replayed (the next one covers the same month)."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            Reconcile.run,
+            ReconcileInput(office_id=office.id, accounting_system=office.accounting_system, days=RECONCILE_DAYS),
+            id=reconcile_schedule_id(office.id),
+            task_queue=(queues or TaskQueues()).workflow,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=RECONCILE_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(hours=1)),
+        state=ScheduleState(note=f"Reconciliation of office {office.id} ({office.name}) with "
+                            f"{office.accounting_system.value}"),
+    )
+
+
+async def setup_offices(client: Client, config: ServiceConfig, queues: TaskQueues | None = None) -> None:
     """Start each office's poller and upsert its payment sweep, as its enabled flows say."""
     for office in config.offices:
         if Flow.INVOICES in office.flows:
-            await start_poller(client, office)
+            await start_poller(client, office, queues)
         if Flow.PAYMENTS in office.flows:
-            await upsert_schedule(client, sweep_schedule_id(office.id), sweep_schedule(office))
+            await upsert_schedule(client, sweep_schedule_id(office.id), sweep_schedule(office, queues))
         if Flow.CUSTOMERS_PROJECTS in office.flows:
-            await upsert_schedule(client, directory_schedule_id(office.id), directory_schedule(office))
+            await upsert_schedule(client, directory_schedule_id(office.id), directory_schedule(office, queues))
+        if Flow.COSTS_SALES in office.flows:
+            await upsert_schedule(client, actuals_schedule_id(office.id), actuals_schedule(office, queues))
+        if Flow.INVOICES in office.flows:
+            await upsert_schedule(client, reconcile_schedule_id(office.id), reconcile_schedule(office, queues))
         log.info(
             "office %s (%s, %s): flows %s set up",
             office.id,
@@ -128,7 +203,9 @@ async def trigger_sweep(client: Client, office_id: int) -> None:
         raise RuntimeError(f"office {office_id} has no payment-sweep schedule: {exc.message}") from exc
 
 
-async def run_directory_now(client: Client, office: OfficeConfig, *, full: bool = False) -> DirectoryResult:
+async def run_directory_now(
+    client: Client, office: OfficeConfig, *, full: bool = False, queues: TaskQueues | None = None
+) -> DirectoryResult:
     """An operator's run of the office's customer and project sync, now (``--full``: every project, not only those
     changed within ``projects_changed_days``). It runs beside the Schedule under its own id; a second request
     while one runs joins it."""
@@ -136,9 +213,28 @@ async def run_directory_now(client: Client, office: OfficeConfig, *, full: bool 
         DirectorySync.run,
         DirectoryInput(office_id=office.id, accounting_system=office.accounting_system, full=full),
         id=f"{directory_schedule_id(office.id)}-now{'-full' if full else ''}",
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=(queues or TaskQueues()).workflow,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         result_type=DirectoryResult,
         static_summary=f"Customer and project sync of office {office.id}, run by an operator"
         + (" (full)" if full else ""),
+    )
+
+
+async def run_actuals_now(
+    client: Client, office: OfficeConfig, *, start: date | None = None, end: date | None = None,
+    queues: TaskQueues | None = None,
+) -> ActualsResult:
+    """An operator's run of the office's cost and sales sync, now, over ``start``..``end`` (default: the office's
+    look-back window). It runs beside the Schedule under its own id; a second request while one runs joins it
+    (two runs that overlap never remove what the other saw: accounting/actuals.py)."""
+    return await client.execute_workflow(
+        ActualsSync.run,
+        ActualsInput(office_id=office.id, accounting_system=office.accounting_system,
+                     lookback_days=office.costs_lookback_days, start=start, end=end),
+        id=f"{actuals_schedule_id(office.id)}-now",
+        task_queue=(queues or TaskQueues()).workflow,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        result_type=ActualsResult,
+        static_summary=f"Cost and sales sync of office {office.id}, run by an operator",
     )

@@ -5,6 +5,10 @@
 * ``{system}-api`` (``tripletex-api``, ``finago-api``): every call to that accounting system, through the
   engine with its adapter (likewise for its rate limit).
 
+``QONDOR_SYNC_TASK_QUEUE_PREFIX`` (default empty: the names above) puts a prefix on all of them, e.g. for two
+deployments on one namespace or a test stack of its own; the workflows derive their activity queues from the
+queue they run on, and the setup, the poller's starts and the CLI use the same setting.
+
 Rate limits per queue are server-side (``max_task_queue_activities_per_second``) and can be changed
 live with ``temporal task-queue config set``; eager activity execution is off so they always apply.
 """
@@ -25,24 +29,28 @@ from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from accounting.actuals import ActualsActivities
 from accounting.directory import DirectoryActivities
 from accounting.engine import AccountingActivities
+from accounting.reconcile import ReconcileActivities
 from accounting.registry import SYSTEMS, client_builders
 from activities.common import AsyncStore, OfficeClients
 from activities.qondor import QondorActivities
 from activities.service import ServiceActivities
 from domain.config import ServiceConfig
 from domain.metrics import BusinessMetrics
-from domain.sync import QONDOR_QUEUE, WORKFLOW_QUEUE, accounting_queue
+from domain.sync import TaskQueues
 from store import Store
 from workers.codec import data_converter
+from workflows.actuals_sync import ActualsSync
 from workflows.directory_sync import DirectorySync
 from workflows.invoice_sync import InvoiceSync
 from workflows.office import PaymentSweep, QueuePoller
+from workflows.reconcile import Reconcile
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [InvoiceSync, QueuePoller, PaymentSweep, DirectorySync]
+WORKFLOWS = [InvoiceSync, QueuePoller, PaymentSweep, DirectorySync, ActualsSync, Reconcile]
 
 
 async def connect(
@@ -67,6 +75,14 @@ async def connect(
     )
 
 
+TASK_QUEUE_PREFIX_ENV = "QONDOR_SYNC_TASK_QUEUE_PREFIX"
+
+
+def configured_queues() -> TaskQueues:
+    """The task queues this process serves and starts workflows on (``QONDOR_SYNC_TASK_QUEUE_PREFIX``)."""
+    return TaskQueues(os.environ.get(TASK_QUEUE_PREFIX_ENV, ""))
+
+
 def _rate(name: str) -> float | None:
     value = os.environ.get(name)
     return float(value) if value else None
@@ -83,13 +99,18 @@ class WorkerSettings:
         default_factory=lambda: {spec.name: _rate(spec.rate_env) for spec in SYSTEMS.values()}
     )
     """Server-side rate limit of each accounting system's task queue (QONDOR_SYNC_<SYSTEM>_ACTIVITIES_PER_SECOND)."""
-    max_concurrent_activities: int = 100
+    max_concurrent_activities: int = field(
+        default_factory=lambda: int(os.environ.get("QONDOR_SYNC_MAX_CONCURRENT_ACTIVITIES", 100))
+    )
+    """Activities one process runs at once, per task queue (QONDOR_SYNC_MAX_CONCURRENT_ACTIVITIES)."""
     max_cached_workflows: int = field(
         default_factory=lambda: int(os.environ.get("QONDOR_SYNC_MAX_CACHED_WORKFLOWS", 300))
     )
     """Workflows kept in memory between tasks (~0.26 MB each, measured); most invoices wait weeks for payment,
     so a smaller cache than the SDK's 1,000 bounds memory and costs only a replay when a payment arrives."""
     graceful_shutdown: timedelta = timedelta(seconds=20)
+    task_queues: TaskQueues = field(default_factory=configured_queues)
+    """The queue names (QONDOR_SYNC_TASK_QUEUE_PREFIX; production's own names when unset)."""
 
 
 @dataclass
@@ -111,11 +132,11 @@ class SyncWorker:
         self.metrics.initialise(
             ((office.id, office.accounting_system.value) for office in self.config.offices),
             self.client.namespace,
-            WORKFLOW_QUEUE,
+            self.settings.task_queues.workflow,
         )
         self.clients = OfficeClients(self.config, self.transports, client_builders(), self.metrics)
         async_store = AsyncStore(self.store)
-        self.qondor = QondorActivities(self.clients, async_store, self.client)
+        self.qondor = QondorActivities(self.clients, async_store, self.client, self.settings.task_queues)
         # One engine per accounting system the office file uses, each with its system's adapter.
         self.accounting = {
             system: AccountingActivities(
@@ -125,9 +146,14 @@ class SyncWorker:
         }
         # The customer and project sync of each system works through that system's engine (accounting/directory.py).
         self.directory = {system: DirectoryActivities(engine) for system, engine in self.accounting.items()}
+        # The reconciliation report's scheduled run (accounting/reconcile.py), also through each system's engine.
+        self.reconcile = {system: ReconcileActivities(engine) for system, engine in self.accounting.items()}
+        # The cost and sales sync likewise (accounting/actuals.py): the adapter reads, the neutral core writes Qondor.
+        self.actuals = {system: ActualsActivities(engine) for system, engine in self.accounting.items()}
         self.service = ServiceActivities(self.clients, async_store)
 
     def workers(self) -> Sequence[Worker]:
+        queues = self.settings.task_queues
         common = {
             "disable_eager_activity_execution": True,
             "graceful_shutdown_timeout": self.settings.graceful_shutdown,
@@ -136,7 +162,7 @@ class SyncWorker:
         workers = [
             Worker(
                 self.client,
-                task_queue=WORKFLOW_QUEUE,
+                task_queue=queues.workflow,
                 workflows=WORKFLOWS,
                 activities=self.service.all(),
                 max_cached_workflows=self.settings.max_cached_workflows,
@@ -144,7 +170,7 @@ class SyncWorker:
             ),
             Worker(
                 self.client,
-                task_queue=QONDOR_QUEUE,
+                task_queue=queues.qondor,
                 activities=self.qondor.all(),
                 max_task_queue_activities_per_second=self.settings.qondor_activities_per_second,
                 **common,
@@ -154,8 +180,11 @@ class SyncWorker:
             workers.append(
                 Worker(
                     self.client,
-                    task_queue=accounting_queue(system),
-                    activities=[*engine.all(), *self.directory[system].all()],
+                    task_queue=queues.accounting(system),
+                    activities=[
+                        *engine.all(), *self.directory[system].all(), *self.actuals[system].all(),
+                        *self.reconcile[system].all(),
+                    ],
                     max_task_queue_activities_per_second=self.settings.accounting_activities_per_second.get(system),
                     **common,
                 )

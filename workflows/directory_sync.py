@@ -22,7 +22,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.sync import (
-        WORKFLOW_QUEUE,
         DirectoryFailure,
         DirectoryInput,
         DirectoryPage,
@@ -31,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
         DirectoryResult,
         NotifyRequest,
         Step,
-        accounting_queue,
     )
+    from workflows.queues import own_queues
 
 PAGES_PER_RUN = 40
 PROBLEMS_KEPT = 20
@@ -62,7 +61,7 @@ class DirectorySync:
         result = input.result or DirectoryResult(office_id=input.office_id, full=input.full)
         self._result = result
         phase, after, pages = input.phase, input.after, 0
-        queue = accounting_queue(input.accounting_system)
+        queue = own_queues().accounting(input.accounting_system)
         while phase is not DirectoryPhase.DONE:
             if pages >= PAGES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(
@@ -144,7 +143,6 @@ class DirectorySync:
         await workflow.execute_activity(
             Step.NOTIFY.value,
             NotifyRequest(office_id=input.office_id, title=title, text=text),
-            task_queue=WORKFLOW_QUEUE,
             result_type=bool,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=RetryPolicy(maximum_attempts=3),

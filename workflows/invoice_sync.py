@@ -25,8 +25,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.metrics import count_invoice
     from domain.qondor import InvoiceKind, QueueStatus
     from domain.sync import (
-        QONDOR_QUEUE,
-        WORKFLOW_QUEUE,
         AccountingRefs,
         CheckPaymentRequest,
         InvoiceBundle,
@@ -45,9 +43,9 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         SyncProgress,
         SyncState,
-        accounting_queue,
     )
     from workflows import search_attributes as sa
+    from workflows.queues import own_queues
 
 RETRY_FOREVER = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -344,12 +342,11 @@ class InvoiceSync:
     # --- activity helpers ------------------------------------------------------------------------
 
     async def _accounting(self, step: Step, arg: Any, result_type: Any, summary: str) -> Any:
-        return await self._attended(
-            step, arg, accounting_queue(self._input.accounting_system), result_type, summary, timedelta(minutes=2)
-        )
+        queue = own_queues().accounting(self._input.accounting_system)
+        return await self._attended(step, arg, queue, result_type, summary, timedelta(minutes=2))
 
     async def _qondor(self, step: Step, arg: Any, summary: str, result_type: Any = None) -> Any:
-        return await self._attended(step, arg, QONDOR_QUEUE, result_type, summary, timedelta(minutes=1))
+        return await self._attended(step, arg, own_queues().qondor, result_type, summary, timedelta(minutes=1))
 
     async def _attended(
         self, step: Step, arg: Any, queue: str, result_type: Any, summary: str, timeout: timedelta
@@ -399,7 +396,6 @@ class InvoiceSync:
                 text=text,
                 fields={"Workflow": workflow.info().workflow_id, "Qondor invoice": str(self._input.invoice_id)},
             ),
-            task_queue=WORKFLOW_QUEUE,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_attempts=5),
             summary="Alert on Slack",
@@ -414,7 +410,6 @@ class InvoiceSync:
                 invoice_id=self._input.invoice_id,
                 state=self._state,
             ),
-            task_queue=WORKFLOW_QUEUE,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RETRY_FOREVER,
             summary="Record the outcome",

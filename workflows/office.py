@@ -14,15 +14,14 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain.sync import (
-        QONDOR_QUEUE,
         OfficeRunInput,
         PollRequest,
         PollResult,
         Step,
         SweepRequest,
         SweepResult,
-        accounting_queue,
     )
+    from workflows.queues import own_queues
 
 POLL_RUN_SECONDS = 600.0
 
@@ -39,7 +38,7 @@ class QueuePoller:
             PollRequest(
                 office_id=input.office_id, accounting_system=input.accounting_system, run_for_seconds=POLL_RUN_SECONDS
             ),
-            task_queue=QONDOR_QUEUE,
+            task_queue=own_queues().qondor,
             result_type=PollResult,
             start_to_close_timeout=timedelta(seconds=POLL_RUN_SECONDS + 120),
             heartbeat_timeout=timedelta(seconds=60),
@@ -58,7 +57,7 @@ class PaymentSweep:
         return await workflow.execute_activity(
             Step.SWEEP_PAYMENTS.value,
             SweepRequest(office_id=input.office_id),
-            task_queue=accounting_queue(input.accounting_system),
+            task_queue=own_queues().accounting(input.accounting_system),
             result_type=SweepResult,
             start_to_close_timeout=timedelta(minutes=15),
             heartbeat_timeout=timedelta(minutes=2),

@@ -16,7 +16,7 @@ from temporalio.common import (
 )
 
 from domain.config import OfficeConfig
-from domain.sync import WORKFLOW_QUEUE, InvoiceSyncInput, invoice_workflow_id
+from domain.sync import InvoiceSyncInput, TaskQueues, invoice_workflow_id
 from workflows import search_attributes as sa
 from workflows.invoice_sync import InvoiceSync
 
@@ -28,8 +28,10 @@ async def start_invoice_sync(
     *,
     project_no: str | None = None,
     reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    queues: TaskQueues | None = None,
 ) -> WorkflowHandle:
-    """Start (or join) the InvoiceSync of one queue item."""
+    """Start (or join) the InvoiceSync of one queue item, on the workflow queue of ``queues`` (the worker
+    process's, ``WorkerSettings.task_queues``; production's names when None)."""
     pairs = [
         SearchAttributePair(sa.OFFICE_ID, office.id),
         SearchAttributePair(sa.QONDOR_INVOICE_ID, invoice_id),
@@ -47,7 +49,7 @@ async def start_invoice_sync(
             fallback_check_days=office.payment_fallback_check_days,
         ),
         id=invoice_workflow_id(office.id, invoice_id),
-        task_queue=WORKFLOW_QUEUE,
+        task_queue=(queues or TaskQueues()).workflow,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=reuse_policy,
         search_attributes=TypedSearchAttributes(pairs),

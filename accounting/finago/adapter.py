@@ -31,9 +31,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from accounting.adapter import Match, Original, Party, PaymentObservation, Skipped
-from accounting.finago.client import FinagoClient
+from accounting.adapter import BookedDocument, Finding, Match, Original, Party, PaymentObservation, Skipped
+from accounting.blanks import with_blanks
+from accounting.finago.actuals import FinagoActuals, numbers_by_project_id
+from accounting.finago.client import FinagoClient, naive_utc
 from accounting.finago.errors import FinagoItemError
+from accounting.finago.golive import card_method_problem
+from accounting.finago.golive import findings as golive_findings
 from accounting.finago.mapping import (
     ACTIVE_STATUS,
     Product,
@@ -51,8 +55,10 @@ from accounting.finago.mapping import (
     project_id_for,
     project_status_name,
 )
+from accounting.finago.reconcile import documents as reconcile_documents
 from accounting.finago.settings import FinagoSettings
 from activities.common import AsyncStore, OfficeClients
+from domain.actuals import ActualKind, ActualsPage, ActualsWindow
 from domain.config import AccountingSystem, OfficeConfig
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import Customer, InvoiceKind, Project
@@ -74,6 +80,11 @@ SWEEP_CHUNK_DAYS = 7
 """The look-back window is read in chunks of this many days (one GetTransactions each)."""
 COMPANY_PROPERTIES = ("Id", "ExternalId", "Name", "OrganizationNumber", "Type", "EmailAddresses")
 ORDER_PROPERTIES = ("OrderId", "InvoiceId", "ReferenceNumber", "OrderStatus", "OrderTotalIncVat", "CustomerId")
+COMPANY_BLANKS: dict[str, Any] = {
+    "EmailAddresses": {kind: {"Value": ""} for kind in ("Primary", "Work", "Home", "Invoice")},
+    "Addresses": {"Invoice": {"Street": "", "PostalCode": "", "City": ""}},
+}
+"""What a company's refresh clears when Qondor no longer holds it (an empty value clears it in SaveCompanies)."""
 T = TypeVar("T")
 R = TypeVar("R")
 RECREATE = "delete the failed payment in Qondor and create it again"
@@ -123,6 +134,7 @@ class FinagoAdapter:
     _catalogs: _Reference[_Catalog] = field(init=False)
     _statuses: _Reference[dict[str, int]] = field(init=False)
     _types: _Reference[dict[str, int]] = field(init=False)
+    _actuals: FinagoActuals = field(init=False)
 
     def __post_init__(self) -> None:
         self._catalogs = _Reference(self._read_catalog)
@@ -130,6 +142,7 @@ class FinagoAdapter:
             lambda office_id: self._named(self._client(office_id).project_statuses(), "Name", "Id")
         )
         self._types = _Reference(lambda office_id: self._named(self._client(office_id).project_types(), "Value", "Key"))
+        self._actuals = FinagoActuals(self._client, self._project_numbers, _Reference)
 
     @staticmethod
     async def _named(call: Awaitable[list[dict[str, Any]]], name: str, key: str) -> dict[str, int]:
@@ -148,12 +161,10 @@ class FinagoAdapter:
     async def check(self, request: StepRequest, office: OfficeConfig) -> None:
         """Every line has a product whose VAT rate is the line's, and cards have a payment method."""
         settings = self._settings(office.id)
-        if request.bundle.kind is InvoiceKind.CREDIT_CARD_PAYMENT and settings.card_payment_method_id is None:
-            raise ConfigurationError(
-                f"{describe(request.bundle.invoice)}: office {office.id} ({office.name}) has no "
-                "card_payment_method_id, so the card payment cannot be registered as paid. Set it in the office "
-                "file to 24SevenOffice's payment method for card payments, then resync."
-            )
+        if request.bundle.kind is InvoiceKind.CREDIT_CARD_PAYMENT and (
+            problem := card_method_problem(settings, office, describe(request.bundle.invoice))
+        ):
+            raise problem
         await self._rows(request)
 
     async def _rows(self, request: StepRequest) -> list[dict[str, Any]]:
@@ -202,7 +213,9 @@ class FinagoAdapter:
             return str(saved["Id"])
 
         async def update(company_id: str) -> None:
-            await self._write(client.save_company({"Id": int(company_id), **body}), bundle, "customer")
+            # Qondor is the master: what it no longer holds is cleared (SaveCompanies keeps fields not sent).
+            cleared = with_blanks(body, COMPANY_BLANKS)
+            await self._write(client.save_company({"Id": int(company_id), **cleared}), bundle, "customer")
 
         if is_consumer(bundle):
             email = normalise_email(bundle.invoice.booker.email if bundle.invoice.booker else None)
@@ -220,10 +233,12 @@ class FinagoAdapter:
 
         customer = bundle.customer
         assert customer is not None
-        return self._business_party(office_id, customer, body, what, customer_link_key(bundle), RECREATE)
+        key = customer_link_key(bundle)
+        return self._business_party(office_id, customer, body, what, key, RECREATE, COMPANY_BLANKS)
 
     def _business_party(
-        self, office_id: int, customer: Customer, body: dict[str, Any], what: str, key: str, then: str
+        self, office_id: int, customer: Customer, body: dict[str, Any], what: str, key: str, then: str,
+        blanks: dict[str, Any] | None = None,
     ) -> Party:
         """A Qondor customer as a Business company, matched by the seed's rules; ``then`` ends error messages
         with what to do after fixing (the invoice sync and the scheduled customer sync say it differently)."""
@@ -235,7 +250,10 @@ class FinagoAdapter:
             return str(saved["Id"])
 
         async def update(company_id: str) -> None:
-            await self._save(client.save_company({"Id": int(company_id), **body}), what, "customer")
+            # Qondor is the master: what it no longer holds is cleared (``blanks``; SaveCompanies keeps fields not
+            # sent). The scheduled sync's narrowed body clears nothing: its list carries no e-mail or address.
+            cleared = with_blanks(body, blanks or {})
+            await self._save(client.save_company({"Id": int(company_id), **cleared}), what, "customer")
 
         async def find_business() -> Match | None:
             reference = (customer.external_reference or "").strip()
@@ -432,24 +450,27 @@ class FinagoAdapter:
         return None
 
     async def invoice_of_order(self, request: StepRequest, order_id: str, since: str | None) -> str | None:
-        for order in await self._client(request.office_id).get_invoices(
+        seen = await self.invoiced_order(request.office_id, order_id, request.bundle.invoice.invoice_date)
+        return seen.invoice_id if seen is not None else None
+
+    async def invoiced_order(self, office_id: int, order_id: str, since: date) -> PaymentObservation | None:
+        """An offer finance invoiced: its invoice id (24SevenOffice's invoice number); the payment state is
+        read by ``check_payment`` from the ledger."""
+        for order in await self._client(office_id).get_invoices(
             order_ids=[int(order_id)], invoice_properties=ORDER_PROPERTIES, row_properties=()
         ):
             if order.get("InvoiceId"):
-                return str(order["InvoiceId"])
+                invoice_id = str(order["InvoiceId"])
+                return PaymentObservation(invoice_id=invoice_id, order_ids=[order_id], invoice_number=invoice_id)
         return None
 
     # --- payments --------------------------------------------------------------------------------
 
     async def check_payment(self, request: CheckPaymentRequest) -> PaymentNotice | None:
-        """The ledger entries of one invoice (the workflow's own fallback check)."""
+        """The ledger entries of one invoice (the workflow's own fallback check; for an offer the engine has
+        found the invoice finance made from it first, ``invoiced_order``)."""
         client = self._client(request.office_id)
         invoice_id = request.accounting_invoice_id
-        if invoice_id is None and request.accounting_order_id is not None:
-            orders = await client.get_invoices(
-                order_ids=[int(request.accounting_order_id)], invoice_properties=ORDER_PROPERTIES, row_properties=()
-            )
-            invoice_id = next((str(o["InvoiceId"]) for o in orders if o.get("InvoiceId")), None)
         if invoice_id is None:
             return None
         tracked = await self.store.tracked_invoice(request.office_id, self.system.value, request.invoice_id)
@@ -465,18 +486,22 @@ class FinagoAdapter:
         return next((o.notice for o in _observations(entries) if o.invoice_id == invoice_id), None)
 
     async def observe_payments(
-        self, office_id: int, open_items: list[TrackedInvoice]
+        self, office_id: int, open_items: list[TrackedInvoice], since: datetime | None = None
     ) -> AsyncIterator[list[PaymentObservation]]:
-        """Invoices made from our offers since the look-back began, then the customer-ledger entries changed
-        within the look-back window, a chunk of days per call: calls grow with the window and the changes,
-        not with the open invoices."""
+        """Invoices made from our offers since the cursor, then the customer-ledger entries changed since it (by
+        ``DateChangedUTC``: a payment, even one dated in the past, relinks its invoice's entries and so changes
+        them), a chunk of days per call. Without a cursor (the office's first sweep) the whole look-back window
+        is read. Calls grow with the changes since the last sweep, not with the invoices in the window."""
         settings = self._settings(office_id)
         client = self._client(office_id)
-        start = date.today() - timedelta(days=settings.invoice_lookback_days)
+        window = datetime.combine(date.today() - timedelta(days=settings.invoice_lookback_days), datetime.min.time())
+        first = naive_utc(since) if since is not None else None
+        begin = max(first, window) if first is not None else window
+        start = begin.date()
         order_of_invoice: dict[str, str] = {}
         if any(t.accounting_invoice_id is None for t in open_items):
             invoiced = await client.get_invoices(
-                changed_after=datetime.combine(start, datetime.min.time()),
+                changed_after=begin,
                 order_states=["Invoiced"],
                 invoice_properties=ORDER_PROPERTIES,
                 row_properties=(),
@@ -487,7 +512,7 @@ class FinagoAdapter:
         while day <= date.today():
             end = min(day + timedelta(days=SWEEP_CHUNK_DAYS - 1), date.today())
             entries = await client.get_transactions(
-                date_start=day,
+                date_start=begin if day == start else day,
                 date_end=end,
                 by_date_changed=True,
                 account_from=CUSTOMER_LEDGER,
@@ -500,11 +525,63 @@ class FinagoAdapter:
             yield page
             day = end + timedelta(days=1)
 
+    # --- reconciliation and go-live check (accounting/finago/reconcile.py, golive.py) ------------
+
+    def reconcile_documents(
+        self, office: OfficeConfig, date_from: date, date_to: date
+    ) -> AsyncIterator[list[BookedDocument]]:
+        return reconcile_documents(self._client(office.id), self._settings(office.id), date_from, date_to)
+
+    async def golive_findings(self, office: OfficeConfig) -> list[Finding]:
+        return await golive_findings(self, office)
+
+    # --- the cost and sales sync (accounting/finago/actuals.py) ----------------------------------
+
+    async def actuals_page(
+        self, office: OfficeConfig, kind: ActualKind, window: ActualsWindow, cursor: str | None, limit: int
+    ) -> ActualsPage:
+        return await self._actuals.page(office.id, kind, window, cursor, limit)
+
+    async def _project_numbers(self, office_id: int) -> dict[int, str]:
+        """24SevenOffice project id -> Qondor project number, by the seed's linking rule (one Qondor read)."""
+        qondor = self.clients.qondor(office_id)
+        projects = await qondor.get_projects(office_id=office_id, include_project_managers=False)
+        return numbers_by_project_id((p.project_no, p.id) for p in projects)
+
     # --- helpers ---------------------------------------------------------------------------------
 
     async def _write(self, call: Awaitable[T], bundle: Any, what: str) -> T:
-        """Await a 24SevenOffice save; a per-item APIException names the invoice and what was refused."""
-        return await self._save(call, describe(bundle.invoice), what)
+        """Await a 24SevenOffice save; a per-item APIException names the invoice and what was refused.
+
+        A refused invoice whose linked company no longer exists (finance deleted it) drops the link, and the Qondor
+        customer's External Reference when it holds that id, so the resync the message asks for finds the company
+        again or creates it, instead of meeting the same refusal for ever. The check costs one lookup, only after
+        a refusal."""
+        try:
+            return await self._save(call, describe(bundle.invoice), what)
+        except ConfigurationError as exc:
+            gone = await self._forget_deleted_company(bundle) if what in ("invoice", "credit note") else None
+            if gone is None:
+                raise
+            raise ConfigurationError(
+                f"{describe(bundle.invoice)}: 24SevenOffice refused the {what} because the company {gone} it is for "
+                "no longer exists in 24SevenOffice (deleted there?). The integration has dropped its link to that "
+                "company: resync, and the customer is found again or created."
+            ) from exc
+
+    async def _forget_deleted_company(self, bundle: Any) -> str | None:
+        """The linked company's id when 24SevenOffice no longer has it (its link and reference then removed)."""
+        office_id, key = bundle.invoice.office_id, customer_link_key(bundle)
+        link = await self.store.get_link(office_id, self.system.value, "customer", key)
+        if link is None or not link.accounting_id or not str(link.accounting_id).isdigit():
+            return None
+        if await self._client(office_id).get_companies_by_ids([int(link.accounting_id)], return_properties=["Id"]):
+            return None
+        await self.store.delete_link(office_id, self.system.value, "customer", key)
+        customer = bundle.customer
+        if customer is not None and (customer.external_reference or "").strip() == str(link.accounting_id):
+            await self.clients.qondor(office_id).set_customer_external_reference(customer.id, None)
+        return str(link.accounting_id)
 
     async def _save(self, call: Awaitable[T], subject: str, what: str) -> T:
         """Await a 24SevenOffice save; a per-item APIException names ``subject`` and what was refused."""

@@ -15,7 +15,7 @@ from typing import Any
 from accounting.finago.settings import FinagoSettings
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import Customer, InvoiceKind, InvoiceLine, Project, ProjectStatus
-from domain.rules import describe, money, normalise_email, normalise_org_number
+from domain.rules import describe, money, normalise_email, normalise_org_number, percent
 from domain.sync import InvoiceBundle
 
 SO_PROJECT_NUMBER = re.compile(r"^SO(\d+)$", re.IGNORECASE)
@@ -200,15 +200,11 @@ def check_vat(bundle: InvoiceBundle, line: InvoiceLine, product: Product) -> Non
         return
     raise ConfigurationError(
         f"{describe(bundle.invoice)}, line {line.line_no} '{line.description}' (article "
-        f"{line.article_number or '(none)'}): the line has {_rate(line.vat_percentage)} VAT but the 24SevenOffice "
-        f"product {product.id} '{product.name}' has {_rate(product.tax_rate)}. Map the article to a product with "
-        f"{_rate(line.vat_percentage)} VAT (article_mapping in the office file) or correct the product's VAT rate, "
+        f"{line.article_number or '(none)'}): the line has {percent(line.vat_percentage)} VAT but the 24SevenOffice "
+        f"product {product.id} '{product.name}' has {percent(product.tax_rate)}. Map the article to a product with "
+        f"{percent(line.vat_percentage)} VAT (article_mapping in the office file) or correct the product's VAT rate, "
         "then resync."
     )
-
-
-def _rate(value: Decimal) -> str:
-    return f"{Decimal(value).normalize():f} %"
 
 
 def invoice_rows(bundle: InvoiceBundle, products: list[Product]) -> list[dict[str, Any]]:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from accounting.adapter import Match, Original, Party, PaymentObservation, Skipped
+from accounting.adapter import BookedDocument, Finding, Match, Original, Party, PaymentObservation, Skipped
+from accounting.blanks import with_blanks
+from accounting.tripletex.actuals import read_actuals
 from accounting.tripletex.client import TripletexClient
 from accounting.tripletex.errors import TripletexValidationError
+from accounting.tripletex.golive import findings as golive_findings
 from accounting.tripletex.mapping import (
     PROJECT_MANAGER_ENTITLEMENT_TEMPLATE,
     check_office_mapping,
@@ -40,7 +43,9 @@ from accounting.tripletex.mapping import (
     project_body,
     project_fields,
 )
+from accounting.tripletex.reconcile import documents as reconcile_documents
 from activities.common import AsyncStore, OfficeClients
+from domain.actuals import ActualKind, ActualsPage, ActualsWindow
 from domain.config import AccountingSystem, Flow, InvoiceMode, OfficeConfig
 from domain.errors import ConfigurationError, DataError
 from domain.qondor import Customer, InvoiceKind, Project, ProjectManager
@@ -63,7 +68,24 @@ PROJECTS_WITH_INVOICES = "created with the first invoice (costs_sales off)"
 """Why the Tripletex project sync skips a project: without cost/sales sync the first invoice creates it."""
 REFERENCE_TTL_SECONDS = 600.0
 """How long VAT types are reused before they are read again."""
-SWEEP_FIELDS = "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCredited,isCreditNote,orders(id)"
+SWEEP_FIELDS = (
+    "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCredited,isCreditNote,orders(id),postings(date,amount,type)"
+)
+CHECK_FIELDS = "id,amount,amountOutstanding,isCredited,isCreditNote,postings(date,amount,type)"
+"""What the workflow's fallback payment check asks for (one invoice)."""
+PAYMENT_POSTING = "INCOMING_PAYMENT"
+"""The type of an invoice's posting that records a payment (its date is the payment date)."""
+IDS_PER_CALL = 400
+PAGE = 1000
+"""Invoices per ``GET /invoice`` page (Tripletex's default ``count``)."""
+"""Tracked invoices asked for by id in one ``GET /invoice`` (a comma list: about 4 KB of query string)."""
+ANY_DATE = date(2000, 1, 1)
+"""The start of a date range that must not narrow a lookup by id or reference (Tripletex requires a range)."""
+LOOKUP_YEARS_AHEAD = 2
+"""How far past today a lookup by reference reaches (an invoice dated ahead is still found)."""
+ADDRESS_BLANKS = {"addressLine1": "", "addressLine2": "", "postalCode": "", "city": ""}
+CONTACT_BLANKS = {"email": "", "phoneNumberWork": ""}
+"""What a contact person's refresh clears when Qondor no longer holds it."""
 LOOKUP_FIELDS = (
     "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCreditNote,creditedInvoice,orders(id,reference)"
 )
@@ -105,7 +127,9 @@ class TripletexAdapter:
             return str((await self._write(client.create_customer(body), bundle, "customer"))["id"])
 
         async def update(customer_id: str) -> None:
-            await self._write(client.update_customer(int(customer_id), body), bundle, "customer")
+            # Qondor is the master: what it no longer holds is cleared (a PUT keeps omitted fields).
+            await self._write(client.update_customer(int(customer_id), with_blanks(body, customer_blanks(body))),
+                              bundle, "customer")
 
         return Party("customer", customer_link_key(bundle), "customer", body, create, find, update)
 
@@ -115,7 +139,7 @@ class TripletexAdapter:
         """Match by organisation number, else (for customers without one) by e-mail; never guess. ``what`` starts
         and ``then`` ends the error messages."""
         if org:
-            matches = await client.find_customers(organization_number=org, fields="id,name,organizationNumber")
+            matches = await self._customers(client, "id,name,organizationNumber", org=org)
             if len(matches) > 1:
                 ids = ", ".join(str(m["id"]) for m in matches)
                 raise DataError(
@@ -126,7 +150,7 @@ class TripletexAdapter:
         if email:
             matches = [
                 m
-                for m in await client.find_customers(email=email, fields="id,name,email,organizationNumber")
+                for m in await self._customers(client, "id,name,email,organizationNumber", email=email)
                 if normalise_email(m.get("email")) == email
             ]
             if len(matches) > 1:
@@ -138,6 +162,20 @@ class TripletexAdapter:
                 )
             return matches[0] if matches else None
         return None
+
+    @staticmethod
+    async def _customers(
+        client: TripletexClient, fields: str, org: str | None = None, email: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Active customers with this organisation number or e-mail, else inactive ones: Tripletex hides a customer
+        finance deactivated unless asked (``isInactive`` defaults to false), and creating another would duplicate
+        it. The inactive customer is used as it is (booked on, updated from Qondor, not reactivated). The second
+        lookup happens only when no active customer matches, i.e. before a create."""
+        matches = await client.find_customers(organization_number=org, email=email, fields=fields)
+        if matches:
+            return matches
+        params = {"organizationNumber": org, "email": email, "isInactive": True}
+        return await client.list("/customer", {k: v for k, v in params.items() if v is not None}, fields)
 
     def contact(self, request: StepRequest) -> Party | Skipped:
         bundle, refs = request.bundle, request.refs
@@ -161,7 +199,8 @@ class TripletexAdapter:
             return str((await self._write(client.create_contact(body), bundle, "contact"))["id"])
 
         async def update(contact_id: str) -> None:
-            await self._write(client.put(f"/contact/{contact_id}", body), bundle, "contact")
+            cleared = with_blanks(body, CONTACT_BLANKS)
+            await self._write(client.put(f"/contact/{contact_id}", cleared), bundle, "contact")
 
         return Party(
             "contact",
@@ -362,9 +401,10 @@ class TripletexAdapter:
         bundle = request.bundle
         client = self._client(request.office_id)
         reference = invoice_reference(office.id, bundle.invoice.id)
-        day = bundle.invoice.invoice_date
         customer_id = int(request.refs.customer_id) if request.refs.customer_id else None
-        around = {"date_from": day - timedelta(days=1), "date_to": day + timedelta(days=32)}
+        # Not narrowed by the invoice date: an invoice saved with another date (a credit note dated at its
+        # original, an order finance invoiced later) or found by a retry days later must still be found.
+        around = _lookup_range(bundle.invoice.invoice_date)
         for found in await client.find_invoices(**around, customer_id=customer_id, fields=LOOKUP_FIELDS):
             if found.get("isCreditNote") and bundle.kind is not InvoiceKind.CREDIT_NOTE:
                 continue  # a credit note shares its original's order (and so its reference)
@@ -392,10 +432,10 @@ class TripletexAdapter:
     async def _find_order(self, request: StepRequest) -> dict[str, Any] | None:
         """The order an earlier attempt made, by the reference carrying the Qondor key."""
         bundle = request.bundle
-        day = bundle.invoice.invoice_date
+        around = _lookup_range(bundle.invoice.invoice_date)
         params: dict[str, Any] = {
-            "orderDateFrom": (day - timedelta(days=1)).isoformat(),
-            "orderDateTo": (day + timedelta(days=1)).isoformat(),
+            "orderDateFrom": around["date_from"].isoformat(),
+            "orderDateTo": around["date_to"].isoformat(),
         }
         if request.refs.customer_id:
             params["customerId"] = int(request.refs.customer_id)
@@ -406,19 +446,41 @@ class TripletexAdapter:
         return None
 
     async def invoice_of_order(self, request: StepRequest, order_id: str, since: str | None) -> str | None:
-        """The invoice (not credit note) made from one of our orders, searched like the payment sweep does:
-        dated from the Qondor invoice date up to tomorrow."""
+        """The invoice (not credit note) made from one of our orders."""
         start = date.fromisoformat(since) if since else request.bundle.invoice.invoice_date
-        customer_id = int(request.refs.customer_id) if request.refs.customer_id else None
-        for found in await self._client(request.office_id).find_invoices(
-            date_from=start,
-            date_to=date.today() + timedelta(days=1),
-            customer_id=customer_id,
-            fields="id,isCreditNote,orders(id)",
-        ):
-            if not found.get("isCreditNote") and any(str(o.get("id")) == order_id for o in found.get("orders") or []):
-                return str(found["id"])
-        return None
+        seen = await self.invoiced_order(request.office_id, order_id, start)
+        return seen.invoice_id if seen is not None else None
+
+    async def invoiced_order(self, office_id: int, order_id: str, since: date) -> PaymentObservation | None:
+        """Order mode: the invoice finance made from one of our orders, with its payment state. Tripletex closes
+        an order when it is invoiced, so an open order costs one call; a closed one is found among its
+        customer's invoices dated from ``since`` (the Qondor invoice date) until tomorrow."""
+        seen = await self._invoiced_orders(office_id, {order_id: since})
+        return next((s for s in seen if order_id in s.order_ids), None)
+
+    async def _invoiced_orders(self, office_id: int, orders: dict[str, date]) -> list[PaymentObservation]:
+        """The invoices made from the closed ones of ``orders`` (order id -> the date its invoice is not before):
+        the open orders by id (IDS_PER_CALL per call), then, for each customer with a closed one, its invoices
+        from that date. Once found, an invoice is tracked by its id, so each order costs this once."""
+        client = self._client(office_id)
+        closed: dict[str, int] = {}
+        ids = sorted(orders)
+        for start in range(0, len(ids), IDS_PER_CALL):
+            batch = ids[start : start + IDS_PER_CALL]
+            params = {"id": ",".join(batch), "isClosed": "true", "orderDateFrom": ANY_DATE.isoformat(),
+                      "orderDateTo": (date.today() + timedelta(days=366 * LOOKUP_YEARS_AHEAD)).isoformat()}
+            for order in await client.list("/order", params, fields="id,customer(id)"):
+                closed[str(order["id"])] = int((order.get("customer") or {}).get("id") or 0)
+        if not closed:
+            return []
+        seen: list[PaymentObservation] = []
+        for customer in sorted({c for c in closed.values() if c}):  # the spec's customerId filter takes one id
+            since = min(orders[o] for o, c in closed.items() if c == customer)
+            async for page in client.iter_invoice_pages(
+                date_from=since, date_to=date.today() + timedelta(days=1), fields=SWEEP_FIELDS, customer_id=customer
+            ):
+                seen += [s for s in _observations(page) if set(s.order_ids) & set(closed) and not _is_credit(s, page)]
+        return seen
 
     async def _order_lines(self, request: StepRequest, office: OfficeConfig) -> list[dict[str, Any]]:
         vat_types = await self._vat_type_map(request.office_id)
@@ -454,36 +516,90 @@ class TripletexAdapter:
 
     async def check_payment(self, request: CheckPaymentRequest) -> PaymentNotice | None:
         if request.accounting_invoice_id is None:
-            return None  # order mode: the sweep finds the invoice made from the order
-        found = await self._client(request.office_id).get_invoice(
-            int(request.accounting_invoice_id), fields="id,amount,amountOutstanding,isCredited,isCreditNote"
-        )
+            return None  # order mode: the engine first finds the invoice made from the order (``invoiced_order``)
+        client = self._client(request.office_id)
+        found = await client.get_invoice(int(request.accounting_invoice_id), fields=CHECK_FIELDS)
         return _payment_notice(found)
 
     async def observe_payments(
-        self, office_id: int, open_items: list[TrackedInvoice]
+        self, office_id: int, open_items: list[TrackedInvoice], since: datetime | None = None
     ) -> AsyncIterator[list[PaymentObservation]]:
-        """The office's invoices dated from the oldest open one until tomorrow, with a minimal projection."""
-        date_from = min(t.invoice_date for t in open_items)
-        date_to = date.today() + timedelta(days=1)
-        async for page in self._client(office_id).iter_invoice_pages(
-            date_from=date_from, date_to=date_to, fields=SWEEP_FIELDS
-        ):
-            yield [
-                PaymentObservation(
-                    invoice_id=str(found["id"]),
-                    order_ids=[str(o["id"]) for o in found.get("orders") or [] if o.get("id") is not None],
-                    notice=_payment_notice(found),
-                    invoice_number=str(found["invoiceNumber"]) if found.get("invoiceNumber") is not None else None,
-                )
-                for found in page
-            ]
+        """The open invoices, read the cheaper of two ways, then the invoices finance made from our open orders.
+
+        Tripletex's invoice list has no changed-since filter (``since``, the sweep's cursor, is not used). Reading
+        every invoice dated from the oldest open one (1,000 a page) costs a page per 1,000 invoices there, settled
+        or not; asking for the open ones by id costs a call per IDS_PER_CALL open invoices, however many settled
+        ones share their dates. The first window page tells how many invoices the window holds (its
+        ``fullResultSize``): when the window would cost more calls than asking by id, the sweep asks by id for
+        the invoices that page did not show. So a sweep costs at most 1 + open / IDS_PER_CALL calls, and never
+        more than reading the window."""
+        client = self._client(office_id)
+        by_id = {int(t.accounting_invoice_id): t for t in open_items if t.accounting_invoice_id}
+        if by_id:
+            window = {"date_from": min(t.invoice_date for t in by_id.values()),
+                      "date_to": date.today() + timedelta(days=1)}
+            seen: set[int] = set()
+            async for page in client.iter_invoice_pages(**window, fields=SWEEP_FIELDS):
+                seen |= {int(found["id"]) for found in page}
+                yield _observations(page)
+                total = page.full_result_size
+                if page.start == 0 and total is not None and _calls(total, PAGE) > 1 + _calls(len(by_id), IDS_PER_CALL):
+                    async for rest in self._by_id(client, sorted(set(by_id) - seen)):
+                        yield rest
+                    break
+        orders = {t.accounting_order_id: t.invoice_date for t in open_items
+                  if t.accounting_order_id and not t.accounting_invoice_id}
+        if orders:
+            yield await self._invoiced_orders(office_id, orders)
+
+    # --- the reconciliation report and the go-live check (accounting/tripletex/reconcile.py, golive.py) -----
+
+    def reconcile_documents(
+        self, office: OfficeConfig, date_from: date, date_to: date
+    ) -> AsyncIterator[list[BookedDocument]]:
+        return reconcile_documents(self._client(office.id), office, date_from, date_to)
+
+    async def golive_findings(self, office: OfficeConfig) -> list[Finding]:
+        return await golive_findings(self, office)
+
+    # --- the cost and sales sync (accounting/tripletex/actuals.py) -------------------------------
+
+    async def actuals_page(
+        self, office: OfficeConfig, kind: ActualKind, window: ActualsWindow, cursor: str | None, limit: int
+    ) -> ActualsPage:
+        return await read_actuals(self._client(office.id), kind, window, cursor, limit)
+
+    async def _by_id(self, client: TripletexClient, ids: list[int]) -> AsyncIterator[list[PaymentObservation]]:
+        """Invoices asked for by id, IDS_PER_CALL per call (a date range is required: a wide one)."""
+        for start in range(0, len(ids), IDS_PER_CALL):
+            async for page in client.iter_invoice_pages(
+                date_from=ANY_DATE, date_to=date.today() + timedelta(days=366 * LOOKUP_YEARS_AHEAD),
+                fields=SWEEP_FIELDS, ids=ids[start : start + IDS_PER_CALL],
+            ):
+                yield _observations(page)
 
     # --- helpers ---------------------------------------------------------------------------------
 
     async def _write(self, call: Any, bundle: Any, what: str) -> dict[str, Any]:
-        """Await a Tripletex write, classifying a 422 by the field it names (never by message text)."""
-        return await self._save(call, describe(bundle.invoice), what)
+        """Await a Tripletex write, classifying a 422 by the field it names (never by message text).
+
+        A write refused because its ``customer.id`` does not exist means finance deleted the customer this sync
+        linked: the link is dropped, so the resync the message asks for finds the customer again (by organisation
+        number or e-mail) or creates it, instead of meeting the same refusal for ever."""
+        try:
+            return await call
+        except TripletexValidationError as exc:
+            if not any((m.field or "").split(".")[-2:] == ["customer", "id"] for m in exc.validation_messages or []):
+                raise classify_validation(exc, describe(bundle.invoice), what) from exc
+            key = customer_link_key(bundle)
+            link = await self.store.get_link(bundle.invoice.office_id, self.system.value, "customer", key)
+            await self.store.delete_link(bundle.invoice.office_id, self.system.value, "customer", key)
+            gone = f" {link.accounting_id}" if link is not None else ""
+            raise ConfigurationError(
+                f"{describe(bundle.invoice)}: Tripletex refused the {what} because the customer{gone} it is for no "
+                "longer exists in Tripletex (deleted there?). The integration has dropped its link to that customer: "
+                "resync, and the customer is found again by its organisation number or e-mail, or created."
+            ) from exc
 
     async def _save(self, call: Any, subject: str, what: str) -> dict[str, Any]:
         """Await a Tripletex write about ``subject``, classifying a 422 by the field it names."""
@@ -540,16 +656,59 @@ def _invoice_result(found: dict[str, Any], paid: bool = False) -> InvoiceResult:
     )
 
 
+def _observations(page: list[dict[str, Any]]) -> list[PaymentObservation]:
+    return [
+        PaymentObservation(
+            invoice_id=str(found["id"]),
+            order_ids=[str(o["id"]) for o in found.get("orders") or [] if o.get("id") is not None],
+            notice=_payment_notice(found),
+            invoice_number=str(found["invoiceNumber"]) if found.get("invoiceNumber") is not None else None,
+        )
+        for found in page
+    ]
+
+
+def _calls(items: int, per_call: int) -> int:
+    return -(-items // per_call)
+
+
+def _is_credit(seen: PaymentObservation, page: list[dict[str, Any]]) -> bool:
+    return any(str(f["id"]) == seen.invoice_id and f.get("isCreditNote") for f in page)
+
+
+def _lookup_range(day: date) -> dict[str, date]:
+    """The date range of a lookup by reference: wide, so it never depends on the invoice's date."""
+    return {"date_from": ANY_DATE, "date_to": max(day, date.today()) + timedelta(days=366 * LOOKUP_YEARS_AHEAD)}
+
+
+def _paid_on(found: dict[str, Any]) -> date:
+    """The date of the payment that settled the invoice (its latest payment posting), as recorded in Tripletex;
+    today only when Tripletex shows no payment posting (settled by a credit note, or postings not readable)."""
+    days = [
+        date.fromisoformat(str(p["date"])[:10])
+        for p in found.get("postings") or []
+        if isinstance(p, dict) and p.get("type") == PAYMENT_POSTING and p.get("date")
+    ]
+    return max(days, default=date.today())
+
+
 def _payment_notice(found: dict[str, Any]) -> PaymentNotice | None:
-    """Paid when nothing is outstanding; credited when a credit note reversed it."""
+    """Paid when nothing is outstanding (on the payment's date); credited when a credit note reversed it."""
     if found.get("isCredited") and not found.get("isCreditNote"):
         return PaymentNotice(state=SyncState.CREDITED, accounting_invoice_id=str(found["id"]))
     outstanding = found.get("amountOutstanding")
     if outstanding is not None and Decimal(str(outstanding)) == 0:
         return PaymentNotice(
             state=SyncState.PAID,
-            paid_date=date.today(),
+            paid_date=_paid_on(found),
             amount=money(Decimal(str(found.get("amount") or 0))),
             accounting_invoice_id=str(found["id"]),
         )
     return None
+
+
+def customer_blanks(body: dict[str, Any]) -> dict[str, Any]:
+    """The customer fields a refresh clears when Qondor no longer holds them (the private booker's phone is the
+    mobile number, a company's the phone number)."""
+    phone = "phoneNumberMobile" if body.get("isPrivateIndividual") else "phoneNumber"
+    return {"email": "", "invoiceEmail": "", phone: "", "postalAddress": ADDRESS_BLANKS}

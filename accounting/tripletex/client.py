@@ -345,6 +345,14 @@ class TripletexClient:
                 return
             start += count
 
+    async def page(self, path: str, params: dict | None, fields: str | None, start: int, count: int,
+                   sorting: str | None = "id") -> ListPage:
+        """One page of a list call from index ``start`` (for readers that resume from a cursor); sorted by id
+        by default, so that records added later come last and offsets stay put."""
+        query = {**self._with_fields(params, fields), "from": start, "count": count, "sorting": sorting}
+        data = self._decode(await self._send("GET", path, params=query))
+        return ListPage(data.get("values") or [], start, data.get("fullResultSize"), data.get("versionDigest"))
+
     async def list(self, path: str, params: dict | None = None, fields: str | None = None,
                    count: int = 1000) -> list[dict]:
         """Every value of a list call (all pages)."""
@@ -469,9 +477,12 @@ class TripletexClient:
         fields: str = "*",
         count: int = 1000,
         digests: Mapping[int, str] | None = None,
+        ids: Sequence[int] | None = None,
     ) -> AsyncIterator[ListPage]:
-        """Pages of ``GET /invoice`` for ``date_from`` <= invoiceDate < ``date_to`` (one call per page)."""
-        params = {"invoiceDateFrom": date_from, "invoiceDateTo": date_to, "customerId": customer_id}
+        """Pages of ``GET /invoice`` for ``date_from`` <= invoiceDate < ``date_to`` (one call per page); ``ids``
+        narrows it to those invoices (the spec's comma-separated list of ids)."""
+        params = {"invoiceDateFrom": date_from, "invoiceDateTo": date_to, "customerId": customer_id,
+                  "id": ",".join(str(i) for i in ids) if ids else None}
         async for page in self.pages("/invoice", params, fields, count, digests):
             yield page
 
@@ -483,6 +494,35 @@ class TripletexClient:
                                                   fields=fields, count=count):
             found.extend(page)
         return found
+
+    async def invoice_page(self, *, date_from: date, date_to: date, fields: str, start: int, count: int) -> ListPage:
+        """One page of ``GET /invoice`` (``date_from`` <= invoiceDate < ``date_to``), sorted by id."""
+        return await self.page("/invoice", {"invoiceDateFrom": date_from, "invoiceDateTo": date_to}, fields, start,
+                               count)
+
+    async def invoices_by_id(self, ids: Sequence[int], *, date_from: date, date_to: date, fields: str) -> list[dict]:
+        """The invoices with these ids dated in the range (the list call needs one; ``id`` is a list filter)."""
+        params = {"id": ",".join(str(i) for i in ids), "invoiceDateFrom": date_from, "invoiceDateTo": date_to}
+        return await self.list("/invoice", params, fields)
+
+    async def supplier_invoice_page(self, *, date_from: date, date_to: date, fields: str, start: int,
+                                    count: int) -> ListPage:
+        """One page of ``GET /supplierInvoice`` (``date_from`` <= invoiceDate < ``date_to``), sorted by id.
+        Supplier invoices are read only: the API cannot create them."""
+        return await self.page("/supplierInvoice", {"invoiceDateFrom": date_from, "invoiceDateTo": date_to}, fields,
+                               start, count)
+
+    async def find_postings(self, *, date_from: date, date_to: date, project_id: int | None = None,
+                            account_number_from: int | None = None, account_number_to: int | None = None,
+                            fields: str = "*", count: int = 1000) -> list[dict]:
+        """Ledger postings dated ``date_from`` (inclusive) to ``date_to`` (exclusive); positive = debit."""
+        params = {"dateFrom": date_from, "dateTo": date_to, "projectId": project_id,
+                  "accountNumberFrom": account_number_from, "accountNumberTo": account_number_to}
+        return await self.list("/ledger/posting", params, fields, count)
+
+    async def accounts(self, *, is_balance_account: bool | None = None, fields: str = "*") -> list[dict]:
+        """Ledger accounts; ``is_balance_account=False`` gives the result (P&L) accounts."""
+        return await self.list("/ledger/account", {"isBalanceAccount": is_balance_account}, fields)
 
     async def get_invoice(self, invoice_id: int, fields: str = "*") -> dict:
         return await self.get(f"/invoice/{invoice_id}", fields=fields)

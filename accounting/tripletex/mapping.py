@@ -14,7 +14,7 @@ from typing import Any
 from domain.config import ArticleMapping, OfficeConfig
 from domain.errors import ConfigurationError
 from domain.qondor import ContactPerson, Customer, InvoiceKind, Project, ProjectManager, QondorInvoice
-from domain.rules import describe, invoice_reference, money, normalise_email, normalise_org_number
+from domain.rules import describe, invoice_reference, money, normalise_email, normalise_org_number, percent
 from domain.sync import AccountingRefs, InvoiceBundle
 
 PROJECT_MANAGER_ENTITLEMENT_TEMPLATE = "ALL_PRIVILEGES"
@@ -25,12 +25,8 @@ def check_office_mapping(bundle: InvoiceBundle, office: OfficeConfig) -> None:
     """The office file's part of validation: every article mapped, and a card payment type for cards."""
     invoice = bundle.invoice
     what = describe(invoice)
-    if invoice.kind is InvoiceKind.CREDIT_CARD_PAYMENT and office.card_payment_type_id is None:
-        raise ConfigurationError(
-            f"{what}: office {office.id} ({office.name}) has no card_payment_type_id, so the "
-            "card payment cannot be registered as paid. Set card_payment_type_id in the office "
-            "file to the accounting system's payment type for card payments, then resync."
-        )
+    if invoice.kind is InvoiceKind.CREDIT_CARD_PAYMENT and (problem := card_payment_problem(office, what)):
+        raise problem
     for line in invoice.lines:
         if office.vat_mapping_for(line.article_number) is None:
             article = line.article_number or "(none)"
@@ -39,6 +35,18 @@ def check_office_mapping(bundle: InvoiceBundle, office: OfficeConfig) -> None:
                 f"tripletex VAT type or product for office {office.id} ({office.name}). "
                 "Add it under article_mapping in the office file, then resync the invoice."
             )
+
+
+def card_payment_problem(office: OfficeConfig, what: str) -> ConfigurationError | None:
+    """The office cannot book card payments paid without a card payment type (the sync's validation and the
+    go-live check say it in the same words)."""
+    if office.card_payment_type_id is not None:
+        return None
+    return ConfigurationError(
+        f"{what}: office {office.id} ({office.name}) has no card_payment_type_id, so the "
+        "card payment cannot be registered as paid. Set card_payment_type_id in the office "
+        "file to the accounting system's payment type for card payments, then resync."
+    )
 
 
 def mapping_for_line(office: OfficeConfig, article_number: str | None) -> ArticleMapping:
@@ -202,9 +210,9 @@ def order_lines(
             vat_id, percentage = vat
             if Decimal(percentage) != Decimal(line.vat_percentage):
                 raise ConfigurationError(
-                    f"{describe(invoice)}, line {line.line_no}: Qondor charges {line.vat_percentage} % VAT but "
-                    f"article {line.article_number} maps to VAT code {mapping.vat_type} ({percentage} %). Fix the "
-                    "article mapping (or the article's VAT rate in Qondor), then resync."
+                    f"{describe(invoice)}, line {line.line_no}: Qondor charges {percent(line.vat_percentage)} VAT but "
+                    f"article {line.article_number} maps to VAT code {mapping.vat_type} ({percent(percentage)}). Fix "
+                    "the article mapping (or the article's VAT rate in Qondor), then resync."
                 )
             body["vatType"] = {"id": vat_id}
         else:

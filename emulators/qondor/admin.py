@@ -122,6 +122,16 @@ def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
             return JSONResponse({"error": str(exc), "problems": [str(exc)]}, status_code=404)
         return json_response({"id": customer_id, "externalReference": current})
 
+    async def actuals(request: Request) -> Response:
+        """Every stored Sale and Cost (``?projectId=`` for one project's), for inspection."""
+        project = request.query_params.get("projectId")
+        try:
+            project_id = int(project) if project else None
+        except ValueError:
+            return _bad(f"projectId must be an integer, not {project!r}")
+        return json_response({"costs": state.actual_records("Cost", project_id),
+                              "sales": state.actual_records("Sale", project_id)})
+
     async def reset(request: Request) -> Response:
         state.reset()
         injector.clear()
@@ -136,5 +146,6 @@ def admin_routes(state: QondorState, injector: FaultInjector) -> list[Route]:
         Route("/_admin/rate-limit", rate_limit, methods=["GET", "POST"]),
         Route("/_admin/repeats", repeats, methods=["GET", "POST"]),
         Route("/_admin/customers/{id}/external-reference", external_reference, methods=["GET", "PUT"]),
+        Route("/_admin/actuals", actuals, methods=["GET"]),
         Route("/_admin/reset", reset, methods=["POST"]),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -147,6 +147,35 @@ async def get_unprocessed(request: Request) -> Response:
     return json_response(_state(request).unprocessed(_query_int(request, "officeId")))
 
 
+MAX_PAGE_SIZE = 1000
+"""[DESIGNED] ``GetAll`` answers at most this many items per page."""
+
+
+def _query_date(request: Request, name: str) -> date | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _invalid(name, value) from None
+
+
+@_endpoint
+async def get_all_invoices(request: Request) -> Response:
+    """[DESIGNED] The office's items of any status dated in a period, a page at a time (the reconciliation)."""
+    page = _query_int(request, "page") or 1
+    page_size = _query_int(request, "pageSize") or 500
+    if page < 1:
+        raise _invalid("page", str(page))
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise BindingError({"PageSize": [f"'Page Size' must be between 1 and {MAX_PAGE_SIZE}."]})
+    return json_response(_state(request).invoices_in_period(
+        _query_int(request, "officeId"), _query_date(request, "invoiceDateFrom"),
+        _query_date(request, "invoiceDateTo"), page, page_size,
+    ))
+
+
 @_endpoint
 async def get_invoice(request: Request) -> Response:
     return json_response(_state(request).invoice(_path_id(request)))
@@ -281,6 +310,56 @@ async def get_offices(request: Request) -> Response:
     return json_response(_state(request).office_list())
 
 
+# --- Sale and Cost ("actuals", designed) --------------------------------------------------------------
+
+
+def _actual_endpoints(controller: str) -> list[Route]:
+    """The six operations of the designed ``Sale`` / ``Cost`` controller (docs/qondor-actuals-api.md)."""
+    base = f"/{controller}/v1/{controller}"
+
+    @_endpoint
+    async def get_one(request: Request) -> Response:
+        return json_response(_state(request).actual(controller, _path_id(request)))
+
+    @_endpoint
+    async def by_reference(request: Request) -> Response:
+        reference = _query_str(request, "externalReference", required=True) or ""
+        return json_response(_state(request).actual_by_external_reference(controller, reference))
+
+    @_endpoint
+    async def for_project(request: Request) -> Response:
+        project_id = _query_int(request, "projectId")
+        if project_id is None:
+            raise BindingError({"ProjectId": ["The projectId field is required."]})
+        return json_response(_state(request).actuals_for_project(controller, project_id))
+
+    @_endpoint
+    async def create(request: Request) -> Response:
+        return json_response(_state(request).create_actual(controller, await _json_object(request)))
+
+    @_endpoint
+    async def put(request: Request) -> Response:
+        body = await _json_object(request)
+        if body.get("id") is not None and not isinstance(body["id"], int):
+            raise _invalid("id", str(body["id"]))
+        _state(request).put_actual(controller, body)
+        return Response(status_code=200)
+
+    @_endpoint
+    async def delete(request: Request) -> Response:
+        _state(request).delete_actual(controller, _path_id(request))
+        return Response(status_code=200)
+
+    return [
+        Route(f"{base}/GetByExternalReference", by_reference, methods=["GET"]),
+        Route(f"{base}/GetAllForProject", for_project, methods=["GET"]),
+        Route(base, create, methods=["POST"]),
+        Route(base, put, methods=["PUT"]),
+        Route(f"{base}/{{id}}", get_one, methods=["GET"]),
+        Route(f"{base}/{{id}}", delete, methods=["DELETE"]),
+    ]
+
+
 def api_routes() -> list[Route]:
     """Named operations before ``/{id}`` so ``GetAll`` is never read as an id."""
     invoice = "/Invoicing/v1/Invoice"
@@ -289,6 +368,7 @@ def api_routes() -> list[Route]:
     project = "/Project/v1/Project"
     return [
         Route(f"{invoice}/GetAllUnprocessedInvoices", get_unprocessed, methods=["GET"]),
+        Route(f"{invoice}/GetAll", get_all_invoices, methods=["GET"]),
         Route(f"{invoice}/SetAsProcessed", _set_as_endpoint("SetAsProcessed"), methods=["PUT"]),
         Route(f"{invoice}/SetAsFailed", _set_as_endpoint("SetAsFailed"), methods=["PUT"]),
         Route(f"{invoice}/SetAsPaid", _set_as_endpoint("SetAsPaid"), methods=["PUT"]),
@@ -306,4 +386,6 @@ def api_routes() -> list[Route]:
         Route(f"{project}/GetByProjectNo", get_project_by_no, methods=["GET"]),
         Route(f"{project}/{{id}}", get_project, methods=["GET"]),
         Route("/Office/v1/Office/GetAll", get_offices, methods=["GET"]),
+        *_actual_endpoints("Sale"),
+        *_actual_endpoints("Cost"),
     ]

@@ -15,6 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from domain.qondor import InvoiceKind, QueueStatus
+from domain.rules import is_valid_org_number as is_valid_org_number  # re-exported: tests check the seed with it
+from domain.rules import org_number_check_digit
 from emulators.qondor.wire import format_datetime
 
 ARTICLES: dict[str, tuple[Decimal, str]] = {
@@ -29,28 +31,14 @@ MISSING_INVOICE_ID = 999_999
 """``creditedInvoiceId`` of the orphan credit note in :func:`bad_items`; no seed ever uses this id."""
 
 _ORE = Decimal("0.01")
-_ORG_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 
 
 def org_number(seed: int) -> str:
     """A valid Norwegian organisation number (MOD11 check digit) starting with 9, deterministic in ``seed``."""
     base = 90_000_000 + (seed * 7919) % 10_000_000
-    while True:
-        digits = [int(d) for d in f"{base:08d}"]
-        remainder = sum(w * d for w, d in zip(_ORG_WEIGHTS, digits, strict=True)) % 11
-        check = 0 if remainder == 0 else 11 - remainder
-        if check != 10:
-            return f"{base:08d}{check}"
+    while (check := org_number_check_digit(f"{base:08d}")) is None:
         base += 1
-
-
-def is_valid_org_number(value: str) -> bool:
-    """MOD11 check of a 9-digit Norwegian organisation number."""
-    if len(value) != 9 or not value.isdigit():
-        return False
-    remainder = sum(w * int(d) for w, d in zip(_ORG_WEIGHTS, value[:8], strict=True)) % 11
-    check = 0 if remainder == 0 else 11 - remainder
-    return check != 10 and check == int(value[8])
+    return f"{base:08d}{check}"
 
 
 def _money(value: Decimal) -> Decimal:
@@ -79,7 +67,7 @@ def invoice(invoice_id: int, office_id: int, kind: InvoiceKind, lines: list[dict
         "status": int(QueueStatus.UNPROCESSED), "statusText": "Unprocessed",
         "invoiceNumber": f"{office_id}-{invoice_id}", "invoiceDate": invoice_date,
         "dueDate": invoice_date + timedelta(days=14), "currency": "NOK", "currencyCode": 578,
-        "projectId": project["id"] if project else None, "projectNo": project["projectNo"] if project else None,
+        "projectId": project["id"] if project else None, "projectNo": project.get("projectNo") if project else None,
         "customerId": customer_id, "contactPersonId": contact_person_id, "lines": lines,
         "totalExclVat": sum((ln["amountExclVat"] for ln in lines), Decimal(0)),
         "totalVat": sum((ln["vatAmount"] for ln in lines), Decimal(0)),

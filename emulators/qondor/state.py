@@ -24,7 +24,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from domain.qondor import (
+    ACTUAL_WRITE_FIELDS,
     UPDATE_CUSTOMER_FIELDS,
+    ActualPaymentStatus,
     ContactPerson,
     Customer,
     InvoiceKind,
@@ -32,7 +34,9 @@ from domain.qondor import (
     Project,
     ProjectManager,
     ProjectStatus,
+    QondorCost,
     QondorInvoice,
+    QondorSale,
     QueueStatus,
     SetAsFailed,
     SetAsPaid,
@@ -46,6 +50,8 @@ SET_AS_OPERATIONS = ("SetAsProcessed", "SetAsFailed", "SetAsPaid")
 CUSTOMER_PUT_NOT_STORED = ("customerFields",)
 """Writable on ``PUT /Customer`` but never returned by CustomerDetails (its relation to ``customerInvoiceFields``
 is undocumented), so the emulator does not store it, as ``POST /Customer`` does not."""
+ACTUAL_CONTROLLERS: dict[str, type[BaseModel]] = {"Cost": QondorCost, "Sale": QondorSale}
+"""The designed Sale and Cost controllers (docs/qondor-actuals-api.md), by controller name."""
 REQUEST_LOG_LIMIT = 50_000
 """Oldest request-log entries are dropped beyond this (benchmarks); the counts are never truncated."""
 
@@ -160,6 +166,8 @@ class QondorState:
         self.refuse_repeats = False
         self._windows: dict[str, deque[float]] = {}
         self._request_seq = 0
+        self.actuals: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in ACTUAL_CONTROLLERS}
+        self._actual_seq = 0
 
     def now(self) -> datetime:
         return self._clock()
@@ -242,6 +250,20 @@ class QondorState:
             for invoice in prepared:
                 self._store_new_invoice(invoice, via="admin")
             return [inv["id"] for inv in prepared]
+
+    def put_raw_invoice(self, doc: Mapping[str, Any]) -> int:
+        """Store a queue item exactly as given, unvalidated: Qondor sending a malformed payload (a field missing,
+        of the wrong type, an enum value the service does not know). Only ``id`` (an integer) and ``officeId``
+        are needed to list it; ``status`` defaults to Unprocessed. An existing id is replaced."""
+        body = dict(doc)
+        invoice_id = body.get("id")
+        if not isinstance(invoice_id, int) or "officeId" not in body:
+            raise SeedError(["a raw invoice needs an integer id and an officeId"])
+        body.setdefault("status", int(QueueStatus.UNPROCESSED))
+        with self._lock:
+            self.invoices[invoice_id] = copy.deepcopy(body)
+            self.history[invoice_id] = [self._history_entry(QueueStatus.UNPROCESSED, "raw")]
+        return invoice_id
 
     def _prepare(self, items: Any, where: str, prepare: Callable[[Mapping[str, Any]], Any],
                  problems: list[str]) -> list[Any]:
@@ -341,6 +363,7 @@ class QondorState:
                 "invoices": [self.invoices[i] for i in sorted(self.invoices)],
                 "history": {str(i): self.history.get(i, []) for i in sorted(self.invoices)},
                 "setAsCalls": self.set_as_calls,
+                **{f"{kind.lower()}s": [records[i] for i in sorted(records)] for kind, records in self.actuals.items()},
                 "rateLimit": self.rate_limit.to_json(),
             })
 
@@ -360,6 +383,17 @@ class QondorState:
         """A queue item deleted in Qondor (a PM deletes a payment): later reads and SetAs* calls get 404."""
         with self._lock:
             self.invoices.pop(invoice_id, None)
+
+    def revert_to_unprocessed(self, invoice_id: int) -> None:
+        """Qondor lost (or reverted) a SetAsProcessed: the item is Unprocessed again, listed in the queue, without
+        the external invoice number and reference the call had set ("not transferred" in Qondor's UI)."""
+        with self._lock:
+            invoice = self.invoices[invoice_id]
+            invoice["status"] = int(QueueStatus.UNPROCESSED)
+            invoice["statusText"] = STATUS_LABELS[QueueStatus.UNPROCESSED]
+            for key in ("externalInvoiceNumber", "externalReference", "processedUtc"):
+                invoice[key] = None
+            self.history[invoice_id].append(self._history_entry(QueueStatus.UNPROCESSED, "reverted"))
 
     def status_of(self, invoice_id: int) -> QueueStatus:
         with self._lock:
@@ -659,6 +693,24 @@ class QondorState:
                 if inv["status"] == QueueStatus.UNPROCESSED and (office_id is None or inv["officeId"] == office_id)
             ])
 
+    def invoices_in_period(self, office_id: int | None, date_from: date | None, date_to: date | None,
+                           page: int, page_size: int) -> list[dict[str, Any]]:
+        """[DESIGNED] ``GetAll``: one page of the items (any status) dated ``date_from``..``date_to`` inclusive,
+        ordered by id, without lines, booker, custom fields or your-reference (no personal data; the
+        reconciliation needs totals, states and what the SetAs* calls wrote)."""
+        hidden = ("lines", "booker", "customInvoiceFields", "yourReference")
+        with self._lock:
+            chosen = [
+                inv for _, inv in sorted(self.invoices.items())
+                if (office_id is None or inv["officeId"] == office_id)
+                and (date_from is None or date.fromisoformat(str(inv["invoiceDate"])) >= date_from)
+                and (date_to is None or date.fromisoformat(str(inv["invoiceDate"])) <= date_to)
+            ]
+            start = (page - 1) * page_size
+            return copy.deepcopy([
+                {k: v for k, v in inv.items() if k not in hidden} for inv in chosen[start:start + page_size]
+            ])
+
     def invoice(self, invoice_id: int) -> dict[str, Any]:
         with self._lock:
             if invoice_id not in self.invoices:
@@ -756,3 +808,92 @@ class QondorState:
             invoice["paidUtc"] = now
             invoice["paidDate"] = body.paid_date or now.date()
             invoice["paidAmount"] = body.paid_amount if body.paid_amount is not None else invoice["totalInclVat"]
+
+    # --- Sale and Cost ("actuals", designed: docs/qondor-actuals-api.md) ---------------------------------------
+
+    def _actual_records(self, controller: str) -> dict[int, dict[str, Any]]:
+        if controller not in self.actuals:
+            raise NotFoundError(f"Unknown controller {controller}.")
+        return self.actuals[controller]
+
+    def actual(self, controller: str, actual_id: int) -> dict[str, Any]:
+        with self._lock:
+            records = self._actual_records(controller)
+            if actual_id not in records:
+                raise NotFoundError(f"{controller} {actual_id} was not found.")
+            return copy.deepcopy(records[actual_id])
+
+    def actual_by_external_reference(self, controller: str, reference: str) -> dict[str, Any]:
+        with self._lock:
+            for record in self._actual_records(controller).values():
+                if record["externalReference"] == reference:
+                    return copy.deepcopy(record)
+            raise NotFoundError(f"{controller} with external reference '{reference}' was not found.")
+
+    def actuals_for_project(self, controller: str, project_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            records = self._actual_records(controller)
+            return copy.deepcopy([records[i] for i in sorted(records) if records[i]["projectId"] == project_id])
+
+    def create_actual(self, controller: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /{Sale|Cost}``: the project must exist, the external reference must be new to the controller,
+        and excl. VAT + VAT must equal incl. VAT (designed rules); returns the stored record with its id."""
+        with self._lock:
+            records = self._actual_records(controller)
+            record = self._valid_actual(controller, body)
+            reference = record["externalReference"]
+            taken = [i for i, r in records.items() if r["externalReference"] == reference]
+            if taken:
+                raise RuleViolation({"ExternalReference": [
+                    f"External reference '{reference}' is already used by {controller.lower()} {taken[0]}."]})
+            self._actual_seq += 1
+            now = self.now()
+            record.update(id=self._actual_seq, createdUtc=now, lastEditedUtc=now)
+            records[self._actual_seq] = record
+            return copy.deepcopy(record)
+
+    def put_actual(self, controller: str, body: Mapping[str, Any]) -> None:
+        """``PUT /{Sale|Cost}``: replaces the writable fields of record ``id`` (404 when unknown); its external
+        reference may not collide with another record's."""
+        with self._lock:
+            records = self._actual_records(controller)
+            actual_id = body.get("id")
+            if not isinstance(actual_id, int):
+                raise RuleViolation({"Id": ["'Id' must be given."]})
+            if actual_id not in records:
+                raise NotFoundError(f"{controller} {actual_id} was not found.")
+            record = self._valid_actual(controller, body)
+            reference = record["externalReference"]
+            if any(r["externalReference"] == reference for i, r in records.items() if i != actual_id):
+                raise RuleViolation({"ExternalReference": [f"External reference '{reference}' is already used."]})
+            record.update(id=actual_id, createdUtc=records[actual_id]["createdUtc"], lastEditedUtc=self.now())
+            records[actual_id] = record
+
+    def delete_actual(self, controller: str, actual_id: int) -> None:
+        with self._lock:
+            records = self._actual_records(controller)
+            if actual_id not in records:
+                raise NotFoundError(f"{controller} {actual_id} was not found.")
+            del records[actual_id]
+
+    def _valid_actual(self, controller: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        if not str(body.get("externalReference") or "").strip():
+            errors["ExternalReference"] = ["'External Reference' must not be empty."]
+        if body.get("projectId") not in self.projects:
+            errors["ProjectId"] = ["Project not found."]
+        if errors:
+            raise RuleViolation(errors)
+        given = {k: body[k] for k in ACTUAL_WRITE_FIELDS if body.get(k) is not None}
+        record = _normalise(ACTUAL_CONTROLLERS[controller], given)
+        if money(record["amountExclVat"] + record["vatAmount"]) != money(record["amountInclVat"]):
+            raise RuleViolation({"AmountInclVat": ["'Amount Incl Vat' must equal 'Amount Excl Vat' + 'Vat Amount'."]})
+        record["paymentStatusText"] = ActualPaymentStatus(record["paymentStatus"]).name.title()
+        return record
+
+    def actual_records(self, controller: str, project_id: int | None = None) -> list[dict[str, Any]]:
+        """Test helper: every stored Sale or Cost (of one project), by id."""
+        with self._lock:
+            records = self._actual_records(controller)
+            return copy.deepcopy([records[i] for i in sorted(records)
+                                  if project_id is None or records[i]["projectId"] == project_id])

@@ -33,8 +33,10 @@ from accounting.tripletex import (
     TripletexRateLimitedError,
     TripletexValidationError,
 )
+from accounting.tripletex.actuals import read_actuals
 from accounting.tripletex.emulator import DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, PAYMENT_TYPE_CARD, create_app
 from accounting.tripletex.emulator.state import RateLimitConfig, TripletexState
+from domain.actuals import ActualKind, ActualsWindow
 
 BASE = "http://tripletex.test/v2"
 DAY = date(2025, 3, 3)
@@ -193,6 +195,47 @@ async def test_server_side_capture_validates_what_any_caller_sends(spec: Triplet
     assert [e.describe() for e in app.exchanges] == [
         "POST /v2/token/session/:create -> 201", "POST /v2/customer -> 201", "GET /v2/customer -> 200"]
     assert_conforms(app.exchanges, spec)
+
+
+async def test_the_cost_and_sales_reads_conform(
+    captured: tuple[TripletexClient, CapturingTransport, TripletexState], spec: TripletexSpec
+) -> None:
+    """The actuals reading (supplier invoices with their voucher postings, project-linked invoices, the credited
+    originals' lookup) and the ledger reads, in several pages, against the seeded cost side of the emulator."""
+    from actuals_seed import CostLine
+    from actuals_seed_tripletex import TripletexLedger
+
+    client, capture, state = captured
+    books = TripletexLedger(state=state)
+    books.bulk_costs(postings=9, projects=["P-1", "P-2"], start=DAY, end=DAY + timedelta(5))
+    books.add_cost(number="F-draft", supplier="Kladd AS", invoice_date=DAY, due_date=DAY, posted=False,
+                   lines=[CostLine("P-1", Decimal("10"), Decimal("2.50")), CostLine(None, Decimal("5"))])
+    books.reverse(books.add_cost(number="F-rev", supplier="Rev AS", invoice_date=DAY, due_date=DAY,
+                                 lines=[CostLine("P-1", Decimal("10"), expense=False)]))
+    sold = books.add_sale(number="8001", customer="Kunde AS", project_number="P-1", invoice_date=DAY, due_date=DAY,
+                          amount_excl_vat=Decimal("100"), vat=Decimal("25"), paid=True)
+    books.add_sale(number="8002", customer="Kunde AS", project_number=None, invoice_date=DAY, due_date=DAY,
+                   amount_excl_vat=Decimal("100"), vat=Decimal("25"))
+    books.reverse(sold)
+    window = ActualsWindow(start=DAY, end=DAY + timedelta(5))
+    for kind in (ActualKind.COST, ActualKind.SALE):
+        cursor, found = None, 0
+        while True:
+            page = await read_actuals(client, kind, window, cursor, 6)
+            found += len(page.actuals)
+            if (cursor := page.cursor) is None:
+                break
+        assert found == (9 if kind is ActualKind.COST else 0)
+    await client.find_postings(date_from=DAY, date_to=DAY + timedelta(1), project_id=int(books.add_project("P-1", "")),
+                               account_number_from=3000, account_number_to=7999, fields="id,amount,account(number)")
+    assert {a["number"] for a in await client.accounts(is_balance_account=False, fields="number,type")} >= {6800}
+    await client.get(f"/supplierInvoice/{state.all('supplierInvoice')[0]['id']}")
+    await client.page("/ledger/voucher", {"dateFrom": DAY, "dateTo": DAY + timedelta(1)}, "*,postings(*)", 0, 2)
+
+    assert_conforms(capture.exchanges, spec)
+    operations = {(e.method, spec.operation(e.method, e.path)[0]) for e in capture.exchanges}
+    assert {("GET", "/supplierInvoice"), ("GET", "/invoice"), ("GET", "/ledger/posting"), ("GET", "/ledger/account"),
+            ("GET", "/supplierInvoice/{id}")} <= operations
 
 
 def _exchange(method: str, target: str, body: object = None, *, content_type: str = "application/json; charset=utf-8",

@@ -31,7 +31,9 @@ The spec is patched in memory, each patch for a stated reason:
 4. Requests are validated with ``additionalProperties: false`` on every plain object schema: Tripletex
    rejects unknown body fields at runtime (422 "Feltet eksisterer ikke i objektet").
 5. Responses are validated with ``nullable: true`` on every schema: the spec declares nothing nullable, yet
-   Tripletex sends nulls (its own envelope docs: ``versionDigest`` is "null if no result").
+   Tripletex sends nulls (its own envelope docs: ``versionDigest`` is "null if no result"). An enum also gets
+   ``null`` among its values (OpenAPI 3.0.3: ``nullable`` does not extend an ``enum``), since an unset enum
+   field (e.g. ``Customer.emailAttachmentType``) comes back as null in a response without ``fields``.
 
 Checks beyond openapi-core:
 
@@ -82,6 +84,8 @@ EMULATED_SCHEMAS: dict[str, str] = {
     "ProjectInvoiceDetails": "projectInvoiceDetails", "PaymentType": "paymentType", "VatType": "vatType",
     "Product": "product", "Currency": "currency", "Address": "address", "DeliveryAddress": "deliveryAddress",
     "Company": "company", "SessionToken": "sessionToken", "LoggedInUserInfo": "loggedInUserInfo",
+    "Supplier": "supplier", "SupplierInvoice": "supplierInvoice", "Voucher": "voucher", "VoucherType": "voucherType",
+    "Posting": "posting", "Account": "account",
 }
 
 
@@ -130,6 +134,8 @@ def _patched(raw: dict[str, Any], *, for_requests: bool) -> dict[str, Any]:
                 schema["additionalProperties"] = False
         else:
             schema["nullable"] = True
+            if "enum" in schema and None not in schema["enum"]:
+                schema["enum"] = [*schema["enum"], None]
     return spec
 
 

@@ -8,6 +8,15 @@
 ``GET /_admin/stats``                      ``{"loginCount", "requestCount", "operations": {"Svc.Op": n}}``
 ``POST /_admin/payments``                  ``{"invoiceId", "amount", "date"?, "accountNo"?}``: pay an invoice
 ``POST /_admin/orders/{id}/invoice``       ``{"date"?}``: invoice an order saved as Offer/ForInvoicing/Web...
+``POST /_admin/documents``                 a supplier invoice (``"supplier": true``, the default) or a
+                                           customer invoice made in 24SevenOffice: ``{"companyId",
+                                           "invoiceNo", "date", "dueDate"?, "currency"?, "imbalance"?,
+                                           "creditNote"?, "cash"?, "lines": [{"accountNo", "amount",
+                                           "vat"?, "projectId"?, "vatCode"?, "comment"?}]}`` -> 201
+                                           ``{"transactionNo", "transactions"}`` (``ledger.post_document``)
+``POST /_admin/vouchers/{no}/reverse``     ``{"date"?}``: the counter-entries, linked (both close)
+``POST /_admin/vouchers/{no}/pay``         ``{"amount"?, "date"?}``: pay the document's open item (bank)
+``POST /_admin/vouchers/{no}/lines/{i}``   ``{"projectId"}`` moves line i; ``{"amount", "vat"}`` corrects it
 ``POST /_admin/projects/{id}/deactivate``  ``{"deactivated": true}`` (false reactivates)
 ``DELETE /_admin/companies/{id}``          delete a company
 ``POST /_admin/clock``                     ``{"now": "2025-03-01T10:00:00"}`` pins the clock (null: real time),
@@ -129,6 +138,65 @@ async def invoice(request: Request) -> Response:
     return JSONResponse(to_json(order))
 
 
+async def document(request: Request) -> Response:
+    from accounting.finago.emulator import ledger
+
+    doc = from_json(await _json(request))
+    try:
+        lines = [ledger.DocumentLine(int(line["accountNo"]), Decimal(str(line["amount"])),
+                                     Decimal(str(line.get("vat", 0))), line.get("projectId"), line.get("vatCode"),
+                                     line.get("comment")) for line in doc["lines"]]
+        entries = ledger.post_document(
+            _state(request), supplier=bool(doc.get("supplier", True)), company_id=int(doc["companyId"]),
+            invoice_no=str(doc["invoiceNo"]), date=_day(doc["date"]), due_date=_day(doc.get("dueDate")),
+            lines=lines, currency=doc.get("currency", "NOK"), imbalance=Decimal(str(doc.get("imbalance", 0))),
+            credit_note=bool(doc.get("creditNote")), cash=bool(doc.get("cash")),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        return _error(str(exc))
+    return JSONResponse({"transactionNo": entries[0]["TransactionNo"], "transactions": to_json(entries)}, 201)
+
+
+async def voucher_action(request: Request) -> Response:
+    from accounting.finago.emulator import ledger
+
+    doc, state = from_json(await _json(request)), _state(request)
+    number, action = int(request.path_params["no"]), request.path_params["action"]
+    try:
+        if action == "reverse":
+            entries = ledger.reverse_voucher(state, number, _day(doc.get("date")))
+        elif action == "pay":
+            amount = Decimal(str(doc["amount"])) if doc.get("amount") is not None else None
+            entries = ledger.pay_document(state, number, amount, _day(doc.get("date")))
+        else:
+            return _error(f"unknown action {action}", 404)
+    except (KeyError, ValueError) as exc:
+        return _error(str(exc))
+    return JSONResponse({"transactions": to_json(entries)}, 201)
+
+
+async def voucher_line(request: Request) -> Response:
+    from accounting.finago.emulator import ledger
+
+    doc, state = from_json(await _json(request)), _state(request)
+    number, line = int(request.path_params["no"]), int(request.path_params["line"])
+    try:
+        if "projectId" in doc:
+            ledger.move_line(state, number, line, int(doc["projectId"]))
+        if "amount" in doc:
+            ledger.change_line(state, number, line, Decimal(str(doc["amount"])), Decimal(str(doc.get("vat", 0))))
+    except (KeyError, ValueError) as exc:
+        return _error(str(exc))
+    return JSONResponse({"transactions": to_json(ledger.voucher(state, number))})
+
+
+def _day(value: Any) -> datetime | None:
+    """An ISO date or datetime from an admin document (dates are midnight)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
 async def deactivate(request: Request) -> Response:
     doc = await _json(request)
     try:
@@ -182,6 +250,9 @@ def routes(state: FinagoState) -> list[Route]:
         Route("/_admin/stats", stats_view, methods=["GET"]),
         Route("/_admin/payments", payment, methods=["POST"]),
         Route("/_admin/orders/{order_id:int}/invoice", invoice, methods=["POST"]),
+        Route("/_admin/documents", document, methods=["POST"]),
+        Route("/_admin/vouchers/{no:int}/lines/{line:int}", voucher_line, methods=["POST"]),
+        Route("/_admin/vouchers/{no:int}/{action}", voucher_action, methods=["POST"]),
         Route("/_admin/projects/{project_id:int}/deactivate", deactivate, methods=["POST"]),
         Route("/_admin/companies/{company_id:int}", delete_company, methods=["DELETE"]),
         Route("/_admin/clock", clock, methods=["POST"]),

@@ -56,16 +56,20 @@ def _unset(value: Any) -> bool:
     return isinstance(value, datetime) and value.replace(tzinfo=None) == datetime.min
 
 
-def clean(value: Any) -> Any:
+def clean(value: Any, keep_empty: bool = False) -> Any:
     """The values a client actually sent: zeep parses absent and ``xsi:nil`` elements as None; drop them and
-    the .NET "not set" sentinels, and make aware datetimes naive UTC (the emulator's time base)."""
+    the .NET "not set" sentinels, and make aware datetimes naive UTC (the emulator's time base). With
+    ``keep_empty`` (the Save* operations) an empty string is a value: a string the client sent empty clears the
+    field (a .NET string is "not set" only when absent or nil)."""
+    if keep_empty and value == "":
+        return value
     if _unset(value):
         return None
     if isinstance(value, dict):
-        cleaned = {key: clean(item) for key, item in value.items()}
+        cleaned = {key: clean(item, keep_empty) for key, item in value.items()}
         return {key: item for key, item in cleaned.items() if item is not None}
     if isinstance(value, list):
-        return [item for item in (clean(item) for item in value) if item is not None]
+        return [item for item in (clean(item, keep_empty) for item in value) if item is not None]
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
     return value

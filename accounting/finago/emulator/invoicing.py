@@ -12,7 +12,9 @@ Rules (NOTES.md §4 plus the brief's choices where the real API is undocumented)
   order cannot be changed any more.
 * Invoiced with ``PaymentMethodId`` and ``PaymentAmount`` equal to the total: paid at once (a Payment).
 * ``ReferenceInvoiceId`` + a negative total: a credit note of that invoice; its ledger entry joins the
-  original's open item (new LinkId for both; both close when it credits the rest in full).
+  original's open item (new LinkId for both; both close when it credits the rest in full). A credit offer
+  with only ``ReferenceOrderId`` (saved before its original was invoiced) joins the invoice of that order when
+  it is invoiced after it.
 """
 
 from __future__ import annotations
@@ -161,6 +163,13 @@ def _derive(state: FinagoState, order: dict[str, Any], sent_total: bool) -> None
         order["OrderTotalIncVat"] = sum((a.net + a.vat for a in amounts), Decimal(0))
 
 
+def _invoice_of(state: FinagoState, order_id: Any) -> int | None:
+    """The invoice of the order a credit note references (a credit offer saved before its original was invoiced,
+    then invoiced by finance after it): the credit joins that invoice's open item, as one linked to it directly."""
+    referenced = state.get("orders", order_id) if order_id else None
+    return referenced.get("InvoiceId") if referenced else None
+
+
 def find_invoice(state: FinagoState, invoice_id: int) -> dict[str, Any] | None:
     with state.lock:
         return next((o for o in state.tables["orders"].values() if o.get("InvoiceId") == invoice_id), None)
@@ -190,7 +199,7 @@ def invoice_order(state: FinagoState, order_id: int, date: datetime | None = Non
 def _post(state: FinagoState, order: dict[str, Any], invoiced_at: datetime) -> None:
     amounts = row_amounts(order)
     total = sum((a.net + a.vat for a in amounts), Decimal(0))
-    reference = order.get("ReferenceInvoiceId")
+    reference = order.get("ReferenceInvoiceId") or _invoice_of(state, order.get("ReferenceOrderId"))
     is_credit = bool(reference) and total < 0
     open_item = str(reference) if is_credit else str(order["InvoiceId"])
     dims = {"customer_id": order["CustomerId"], "project_id": order.get("ProjectId"),

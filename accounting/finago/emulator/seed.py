@@ -11,7 +11,7 @@ Defaults (``apply_defaults``), so a demo works out of the box:
 * project statuses ``STATUS_ACTIVE_ID`` "Aktiv" and ``STATUS_CLOSED_ID`` "Avsluttet", project type
   ``PROJECT_TYPE_ID`` "Arrangement";
 * payment method ``CARD_PAYMENT_METHOD_ID`` "Kortbetaling" (and 2 "Bank");
-* accounts 1500 customer ledger, 1920 bank, 2400 supplier ledger, 2700 output VAT, 3000/3100 revenue,
+* accounts 1500 customer ledger, 1920 bank, 2400 supplier ledger, 2700 output / 2710 input VAT, 3000/3100 revenue,
   4000/6300/6800/7140 expenses; VAT codes 3 (25 %), 31 (15 %), 33 (12 %), 5 (0 %).
 
 Seed document (every key optional; entities use the WSDL's field names and go through the same rules as
@@ -69,8 +69,9 @@ _PRODUCTS: tuple[tuple[int, str, str, int], ...] = (
 )
 _ACCOUNTS: tuple[tuple[int, str, int], ...] = (
     (1500, "Kundefordringer", 0), (1920, "Bankinnskudd", 0), (2400, "Leverandørgjeld", 0),
-    (2700, "Utgående merverdiavgift", 0), (3000, "Salgsinntekt, avgiftspliktig", 3),
-    (3100, "Salgsinntekt, avgiftsfri", 5), (4000, "Varekostnad", 1), (6300, "Leie lokale", 1),
+    (2700, "Utgående merverdiavgift", 0), (2710, "Inngående merverdiavgift", 0),
+    (3000, "Salgsinntekt, avgiftspliktig", 3), (3100, "Salgsinntekt, avgiftsfri", 5), (4000, "Varekostnad", 1),
+    (6300, "Leie lokale", 1),
     (6800, "Kontorrekvisita", 1), (7140, "Reisekostnad, ikke oppgavepliktig", 1),
 )
 _VAT_TYPES: tuple[tuple[int, str, int, int | None], ...] = (

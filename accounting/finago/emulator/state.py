@@ -103,6 +103,7 @@ class FinagoState:
         with self.lock:
             self.tables: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in TABLES}
             self.transactions: list[dict[str, Any]] = []
+            self._date_index: tuple[list[dict[str, Any]], list[int], dict[datetime, list[int]]] | None = None
             self.credentials: list[Credential] = []
             self.identities: dict[str, Identity] = {}
             self.sessions: dict[str, Session] = {}
@@ -265,6 +266,20 @@ class FinagoState:
             self.operation_counts[f"{service}.{operation}"] += 1
 
     # ------------------------------------------------------------------------------------------ ledger
+
+    def entries_dated(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Ledger entries whose ``Date`` lies in [start, end], in posting order. An index by day, extended as
+        entries are appended (the ledger only appends, and an entry's Date never changes), spares a read of a
+        large ledger (the benchmark's 100,000 entries) a scan of all of it."""
+        with self.lock:
+            if self._date_index is None or self._date_index[0] is not self.transactions:
+                self._date_index = (self.transactions, [0], {})
+            entries, done, by_day = self._date_index
+            for position in range(done[0], len(entries)):
+                by_day.setdefault(entries[position]["Date"], []).append(position)
+            done[0] = len(entries)
+            positions = sorted(p for day, found in by_day.items() if start <= day <= end for p in found)
+            return [entries[p] for p in positions]
 
     def transactions_of_invoice(self, invoice_no: int | str) -> list[dict[str, Any]]:
         """Ledger entries posted for an invoice number (its own voucher and the payments/credits on it)."""

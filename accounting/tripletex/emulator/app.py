@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from accounting.tripletex.emulator import admin, api
+from accounting.tripletex.emulator import admin, api, ledger_api
 from accounting.tripletex.emulator.errors import ApiError
 from accounting.tripletex.emulator.gateway import ADMIN_PREFIX, Gateway, current_request_id
 from accounting.tripletex.emulator.state import TripletexState
@@ -48,7 +48,7 @@ def create_app(state: TripletexState | None = None) -> Starlette:
     """The emulator; its state is ``app.state.tripletex`` (a fresh default company when not given)."""
     state = state or TripletexState()
     app = Starlette(
-        routes=[*api.routes(), *admin.routes(state)],
+        routes=[*api.routes(), *ledger_api.routes(), *admin.routes(state)],
         middleware=[
             Middleware(Gateway, state=state),
             Middleware(FaultMiddleware, injector=state.faults, exempt_prefixes=(ADMIN_PREFIX,), error_body=_fault_body),

@@ -212,6 +212,8 @@ def _charge(
     amount = sum((line["amountIncludingVatCurrency"] for line in lines), Decimal(0))
     amount_excl = sum((line["amountExcludingVatCurrency"] for line in lines), Decimal(0))
     outstanding = amount - (paid_amount or Decimal(0))
+    if credited is not None and amount < 0:
+        outstanding = _net_credit(state, credited, amount)
     invoice: dict[str, Any] = {
         "invoiceNumber": invoice_number, "invoiceDate": invoice_date.isoformat(),
         "invoiceDueDate": (due_date or _due_date(invoice_date, order)).isoformat(),
@@ -224,10 +226,12 @@ def _charge(
         "_sent": send_to_customer, "_sendType": send_type, "_payments": [],
         **_amounts(amount, amount_excl, outstanding),
     }
+    _post(state, invoice, invoice_date, amount, INVOICE_POSTING)
     if payment_type_id is not None:
         invoice.update(paymentTypeId=payment_type_id, paidAmount=paid_amount)
         invoice["_payments"].append({"date": invoice_date.isoformat(), "paymentTypeId": payment_type_id,
                                      "amount": paid_amount, "prepaid": True})
+        _post(state, invoice, invoice_date, -(paid_amount or Decimal(0)), PAYMENT_POSTING)
     invoice = state.insert("invoice", {k: v for k, v in invoice.items() if v is not None or k.startswith("_")})
     for line in lines:
         line["isCharged"] = True
@@ -317,8 +321,40 @@ def register_payment(state: TripletexState, invoice_id: int, payment_date: date,
         invoice[key] -= in_currency
     invoice["_payments"].append({"date": payment_date.isoformat(), "paymentTypeId": payment_type_id,
                                  "amount": paid_amount, "amountCurrency": in_currency, "prepaid": False})
+    _post(state, invoice, payment_date, -paid_amount, PAYMENT_POSTING)
     state.touch(invoice)
     return invoice
+
+
+INVOICE_POSTING = "OUTGOING_INVOICE_CUSTOMER_POSTING"
+PAYMENT_POSTING = "INCOMING_PAYMENT"
+
+
+def _post(state: TripletexState, invoice: dict[str, Any], day: date, amount: Decimal, kind: str) -> None:
+    """One of the invoice's customer-ledger postings (read-only ``postings`` on the real API: a positive posting
+    for the invoice, negative ones for its payments), kept inline on the invoice with the date it records."""
+    invoice.setdefault("postings", []).append(
+        {"id": state.new_id(), "date": day.isoformat(), "amount": amount, "type": kind,
+         "invoiceNumber": invoice.get("invoiceNumber")}
+    )
+
+
+def _net_credit(state: TripletexState, original: dict[str, Any], amount: Decimal) -> Decimal:
+    """A (partial) credit note made with ``invoiceIdIfIsCreditNote`` is matched against its original, as
+    Tripletex closes the two against each other: the original owes that much less, and the credit note is
+    settled as far as the original still had something outstanding (what is left of it is owed back to the
+    customer). Returns the credit note's outstanding amount; the original's ``isCredited`` is set once its
+    credits cover it whole."""
+    applied = min(-amount, max(original["amountOutstanding"], Decimal(0)))
+    for key in ("amountOutstanding", "amountCurrencyOutstanding", "amountOutstandingTotal",
+                "amountCurrencyOutstandingTotal"):
+        original[key] -= applied
+    credited = -sum((i["amount"] for i in state.all("invoice") if i.get("creditedInvoice") == original["id"]),
+                    Decimal(0)) - amount
+    if credited >= original["amount"]:
+        original["isCredited"] = True
+    state.touch(original)
+    return amount + applied
 
 
 def create_credit_note(state: TripletexState, invoice_id: int, credit_date: date, *, comment: str | None,

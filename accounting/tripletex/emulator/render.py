@@ -6,8 +6,10 @@ nested, e.g. ``*,orders(reference,project(id))``. A reference named without pare
 ``{"id", "url"}``; ``*`` never expands references. Asking for a field the model does not have, or for
 sub-fields of a scalar (``creditedInvoice(id)``: ``creditedInvoice`` is an int64), is 400 code 11000.
 
-With ``*``, only the fields the entity holds are sent (unset ones are left out, not sent as null); a field
-named explicitly is always sent, as null when unset.
+With ``*`` (and without ``fields``, which means ``*``) every field the spec lists for the object is sent, as
+the real service does: unset ones as null (lists of objects as ``[]``), so a client that expects e.g. an employee's
+``department`` finds the key. Left out unless named: ``changes`` (spec: "only when requested") and the fields
+the spec or observation marks as on demand (``ON_DEMAND``). A field named explicitly is always sent.
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ ALL: FieldTree = {"*": None}
 TABLE_SCHEMAS: dict[str, str] = {table: schema for schema, table in SCHEMA_TABLES.items()}
 URL_SEGMENTS: dict[str, str] = {
     "orderLine": "order/orderline", "paymentType": "invoice/paymentType", "vatType": "ledger/vatType",
-    "projectInvoiceDetails": "invoice/details", "sessionToken": "token/session",
+    "projectInvoiceDetails": "invoice/details", "sessionToken": "token/session", "voucher": "ledger/voucher",
+    "voucherType": "ledger/voucherType", "posting": "ledger/posting", "account": "ledger/account",
 }
+ON_DEMAND: dict[str, frozenset[str]] = {
+    "Product": frozenset({"stockOfGoods", "availableStock", "incomingStock", "outgoingStock"}),  # spec
+    "Project": frozenset({"preliminaryInvoice"}),  # observed (NOTES.md §4)
+}
+"""Fields ``*`` does not include: sent only when named in ``fields``."""
 
 
 def _illegal_fields(detail: str) -> ApiError:
@@ -101,7 +109,8 @@ class Renderer:
         props = SCHEMAS[schema]
         names: list[str] = []
         if "*" in tree:
-            names += [k for k in props if (k in data and not k.startswith("_")) or (k == "url" and url)]
+            hidden = ON_DEMAND.get(schema, frozenset())
+            names += [k for k in props if k != "changes" and k not in hidden]
         names += [k for k in tree if k != "*" and k not in names]
         out: dict[str, Any] = {}
         for name in names:
@@ -151,6 +160,9 @@ def sort_entities(entities: list[dict[str, Any]], sorting: str | None, schema: s
         path = key.lstrip("-").split(".")
         if path[0] not in SCHEMAS[schema]:
             raise ApiError(422, 17000, f"Illegal sorting field: {key}")
+        if path == ["id"]:  # ids are always set: a cheap key for the large lists paged by id
+            result.sort(key=lambda e: e["id"], reverse=descending)
+            continue
         result.sort(key=lambda e, p=path: _sort_value(e, p), reverse=descending)
     return result
 

@@ -10,7 +10,8 @@ Defaults (``apply_defaults``), chosen to look like a Norwegian sandbox company:
 * currencies NOK=1, SEK=2, DKK=3, USD=4, EUR=5, GBP=6;
 * payment types ``PAYMENT_TYPE_CASH`` "Kontant", ``PAYMENT_TYPE_BANK`` "Betalt til bank",
   ``PAYMENT_TYPE_CARD`` "Kortbetaling";
-* one department (id 1).
+* one department (id 1);
+* a chart of accounts with their types and the voucher types (``ledger.py``).
 
 Seed document (every key optional; lists are created in this order, through the same rules as the API)::
 
@@ -25,7 +26,13 @@ Seed document (every key optional; lists are created in this order, through the 
       "products": [{"number": "A1", "name": "...", "vatType": {"id": 3}, "priceExcludingVatCurrency": 100}],
       "employees": [{"firstName": "...", "lastName": "...", "userType": "STANDARD", "email": "...",
                      "entitlements": ["ALL_PRIVILEGES"]}],
-      "customers": [{...Customer...}], "contacts": [{...Contact...}], "projects": [{...Project...}]
+      "customers": [{...Customer...}], "contacts": [{...Contact...}], "projects": [{...Project...}],
+      "accounts": [{"number": 6810, "name": "...", "type": "OPERATING_EXPENSES"}],
+      "suppliers": [{"name": "...", "organizationNumber": "..."}],
+      "supplierInvoices": [{"supplier": {"id": n}, "invoiceNumber": "F-1", "invoiceDate": "2025-03-01",
+                            "invoiceDueDate": "2025-03-31", "posted": true, "paid": false, "currency": {"id": 1},
+                            "description": "...", "lines": [{"account": 6800, "amount": 1000, "vat": 250,
+                            "vatType": {"id": 1}, "project": {"id": n}, "description": "..."}]}]
     }
 
 Any entity may carry an ``id`` to pin it. The answer lists the ids created per key.
@@ -37,7 +44,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from accounting.tripletex.emulator import writes
+from accounting.tripletex.emulator import ledger, writes
 from accounting.tripletex.emulator.errors import ApiError
 from accounting.tripletex.emulator.state import TripletexState
 
@@ -87,6 +94,7 @@ def apply_defaults(state: TripletexState) -> None:
                                    "email": "api@emulert.example"}, pin_id=API_EMPLOYEE_ID)
     writes.grant_entitlements(state, API_EMPLOYEE_ID, "ALL_PRIVILEGES")
     state.add_token_pair(DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN, API_EMPLOYEE_ID)
+    ledger.apply_ledger_defaults(state)
 
 
 def _vat_type(state: TripletexState, doc: dict[str, Any]) -> dict[str, Any]:
@@ -137,4 +145,30 @@ def apply_seed(state: TripletexState, doc: dict[str, Any]) -> dict[str, list[int
                     writes.grant_entitlements(state, entity["id"], template)
                 ids.append(entity["id"])
             created[key] = ids
+        created["accounts"] = [ledger.add_account(state, int(a["number"]), a["name"], a["type"])["id"]
+                               for a in doc.get("accounts", [])]
+        created["suppliers"] = [ledger.add_supplier(state, s["name"], s.get("organizationNumber"))["id"]
+                                for s in doc.get("suppliers", [])]
+        created["supplierInvoices"] = [_supplier_invoice(state, dict(i))["id"] for i in doc.get("supplierInvoices", [])]
     return created
+
+
+def _supplier_invoice(state: TripletexState, doc: dict[str, Any]) -> dict[str, Any]:
+    """A seeded supplier invoice (the real API cannot create one): its voucher and postings follow ``ledger.py``."""
+    lines = [
+        ledger.CostLine(
+            account=int(line["account"]), amount_excl_vat=Decimal(str(line["amount"])),
+            vat=Decimal(str(line.get("vat", 0))), project_id=(line.get("project") or {}).get("id"),
+            vat_type_id=int((line.get("vatType") or {"id": 0})["id"]), description=line.get("description"),
+        )
+        for line in doc.get("lines", [])
+    ]
+    invoice = ledger.add_supplier_invoice(
+        state, supplier_id=int(doc["supplier"]["id"]), invoice_number=str(doc["invoiceNumber"]),
+        invoice_date=date.fromisoformat(doc["invoiceDate"]), due_date=date.fromisoformat(doc["invoiceDueDate"]),
+        lines=lines, posted=bool(doc.get("posted", True)), currency_id=int((doc.get("currency") or {"id": 1})["id"]),
+        description=doc.get("description"),
+    )
+    if doc.get("paid"):
+        ledger.set_paid(state, invoice, True)
+    return invoice

@@ -26,6 +26,7 @@ from emulators.faults import FaultInjector
 TABLES: tuple[str, ...] = (
     "customer", "contact", "employee", "department", "project", "order", "orderLine", "invoice",
     "projectInvoiceDetails", "paymentType", "vatType", "product", "currency", "address", "deliveryAddress",
+    "supplier", "supplierInvoice", "voucher", "voucherType", "posting", "account",
 )
 
 ENTITLEMENT_TEMPLATES: tuple[str, ...] = (
