@@ -110,6 +110,8 @@ class StandIns:
     calls: Counter[str] = field(default_factory=Counter)
     requests: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
     poll_release: asyncio.Event = field(default_factory=asyncio.Event)
+    notify_release: asyncio.Event | None = None
+    """When set to an event, every Slack alert waits for it (an alert that is slow to go out)."""
     """QueuePoller: the first poll returns at once (the run continues as new), later ones wait for this."""
 
     def count(self, step: Step) -> int:
@@ -239,6 +241,8 @@ class StandIns:
         @activity.defn(name=Step.NOTIFY.value)
         async def notify(request: NotifyRequest) -> bool:
             s._record(Step.NOTIFY, request)
+            if s.notify_release is not None:
+                await s.notify_release.wait()
             return True
 
         @activity.defn(name=Step.RECORD_OUTCOME.value)

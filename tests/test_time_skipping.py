@@ -269,6 +269,27 @@ async def test_needs_attention_waits_quietly_for_a_resync_then_restarts_from_loa
     assert s.count(Step.CHECK_PAYMENT) == 0
 
 
+async def test_a_resync_sent_while_the_needs_attention_alert_goes_out_is_not_lost(
+    env: WorkflowEnvironment, started: list
+) -> None:
+    """The operator fixes the setting and sends ``resync`` before Slack has answered: the sync restarts
+    once the alert is out, without waiting for a second resync (it used to count the early one as seen)."""
+    s = StandIns(kind=InvoiceKind.CREDIT_CARD_PAYMENT, paid_at_creation=True, notify_release=asyncio.Event())
+    s.raise_once[Step.ENSURE_CUSTOMER] = config_error()
+    async with running_workers(env.client, s):
+        handle = await start(env.client, started)
+        await wait_for(env.client, handle, SyncState.NEEDS_ATTENTION)
+        async with asyncio.timeout(10):
+            while s.count(Step.NOTIFY) == 0:
+                await asyncio.sleep(0.02)
+        await handle.signal(InvoiceSync.resync)
+        assert s.notify_release is not None
+        s.notify_release.set()
+        final = await completed(env.client, handle, timeout=20)
+    assert final.state is SyncState.PAID and final.last_error is None
+    assert s.count(Step.LOAD_INVOICE) == 2 and s.count(Step.NOTIFY) == 1
+
+
 # --- the customer and project sync (DirectorySync) ---------------------------------------------------------
 # Its Schedule is tested on the dev server (tests/test_directory_schedule.py): this server has no Schedules.
 

@@ -58,6 +58,8 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 """Activities heartbeat every 5 s; a worker that dies is noticed within this, not the whole step timeout."""
 INVOICE_GONE = "InvoiceGone"
 """Error type of load_invoice when the queue item was deleted in Qondor: nothing to report it to."""
+RESYNC_DURING_ALERT = "resync-during-alert"
+"""Patch id: a resync signal that arrives while the needs-attention alert is sent is not lost."""
 _MESSAGE_ELSEWHERE = "The message is in the status query (`last_error`) and the Slack alert."
 """Current details carry ids, states and step names only: the messages can name a customer or a person, and
 are kept where the payload codec encrypts them (the status query and result, the alert activity's input)."""
@@ -381,8 +383,11 @@ class InvoiceSync:
             f"**Needs attention** (operator): configuration problem at step **{self._step or '?'}**. "
             f"{_MESSAGE_ELSEWHERE}\n\nFix it, then send the `resync` signal."
         )
+        seen_before_alert = self._resyncs
         await self._notify("Invoice needs attention: configuration", message)
-        seen = self._resyncs
+        # A resync sent while the alert went out counts (before the patch it was taken as already seen and
+        # the workflow waited for another one). Runs that started before the patch keep the old behaviour.
+        seen = seen_before_alert if workflow.patched(RESYNC_DURING_ALERT) else self._resyncs
         await workflow.wait_condition(lambda: self._resyncs != seen)
         self._last_error = None
         self._set_state(previous)
