@@ -7,6 +7,10 @@ else is written once, here, for every system:
 * **Matching.** An actual's project number is looked up among the office's Qondor projects (read once per run
   and kept for its pages, like the directory's snapshots). Only projects in both systems are synced; the rest
   are counted as skipped with the reason ``no Qondor project with number X``.
+* **No sale counted twice.** Qondor keeps an actual sale for every invoice it issues itself, so a sale whose
+  source invoice (``Actual.source_invoice_id``) the invoice sync booked from Qondor's queue is skipped with the
+  reason :data:`BOOKED_BY_INVOICE_SYNC` (the store's invoice links, looked up once per page). Only sales made
+  directly in the accounting system are written; one written before its invoice was known as ours is removed.
 * **No needless writes.** What was last written is kept per external reference in the store (a fingerprint of
   the Qondor body): an unchanged actual costs no Qondor call; a changed amount or payment status is one PUT.
 * **No duplicates.** A create is announced in the store first (write-ahead intent); the attempt after a lost
@@ -60,6 +64,9 @@ SEEN_FLUSH = 200
 """Unchanged actuals marked seen in the store in one statement (and then heartbeated as done)."""
 CENT = Decimal("0.01")
 NEXT_RUN = "the next cost and sales sync tries again (or run `qondor-sync actuals --now`)"
+BOOKED_BY_INVOICE_SYNC = "booked from Qondor by the invoice sync (Qondor keeps its own sale)"
+"""Skip reason of a sale whose invoice the invoice sync booked from Qondor's queue: Qondor already holds an actual
+sale for every invoice it issues (and sets it paid with the invoice), so writing one would count it twice."""
 
 
 def qondor_body(actual: Actual, project_id: int) -> QondorActual:
@@ -164,6 +171,7 @@ class ActualsActivities:
             links = await self.store.actual_links(
                 office.id, request.kind.value, [a.external_reference for a in source.actuals]
             )
+            booked = await self._booked(office.id, source.actuals)
             # A resumed attempt re-read the page; should it have shifted (a document deleted meanwhile), an actual
             # now before ``done`` was never handled: it keeps what Qondor has until the next run, never removed.
             seen = [a.external_reference for a in source.actuals[:progress.done] if a.external_reference in links]
@@ -172,7 +180,10 @@ class ActualsActivities:
                 link = links.get(actual.external_reference)
                 wrote = False
                 try:
-                    outcome = await self._one(office, qondor, actual, projects, link, request, window)
+                    if actual.source_invoice_id is not None and actual.source_invoice_id in booked:
+                        outcome = BOOKED_BY_INVOICE_SYNC
+                    else:
+                        outcome = await self._one(office, qondor, actual, projects, link, request, window)
                     wrote = outcome in ("new", "updated")
                     if outcome == "unchanged":
                         seen.append(actual.external_reference)
@@ -250,6 +261,15 @@ class ActualsActivities:
         )
 
     # --- one actual ------------------------------------------------------------------------------
+
+    async def _booked(self, office_id: int, actuals: list[Actual]) -> set[str]:
+        """The page's source invoices the invoice sync booked from Qondor (one store query, none for a page
+        without sales). Such a sale is skipped and not marked seen, so one an earlier run wrote (before the
+        sweep learned an order's invoice, say) is removed by the run's removal phase."""
+        ids = {a.source_invoice_id for a in actuals if a.kind is ActualKind.SALE and a.source_invoice_id}
+        if not ids:
+            return set()
+        return set(await self.store.booked_invoice_ids(office_id, self.system, ids))
 
     async def _one(
         self, office: OfficeConfig, qondor: QondorClient, actual: Actual, projects: dict[str, int | None],

@@ -57,6 +57,11 @@ class Actual(BaseModel):
     payment_status: PaymentStatus = PaymentStatus.OUTSTANDING
     amount_outstanding: Decimal | None = None
     """What is still to pay (incl. VAT), when the system says; 0 when paid."""
+    source_invoice_id: str | None = None
+    """Sales: the accounting system's id of the customer invoice the sale comes from (Tripletex: the invoice id;
+    24SevenOffice: the invoice number, which is its InvoiceId). The sync skips a sale whose invoice the invoice
+    sync booked from Qondor's queue (matched against the store's invoice links), because Qondor keeps its own sale
+    for every invoice it issues. None: not known (costs), never skipped for that reason."""
 
 
 class ActualProblem(BaseModel):

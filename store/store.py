@@ -512,6 +512,27 @@ class Store:
                     found[link.external_reference] = link
         return found
 
+    def booked_invoice_ids(self, office_id: int, system: str, invoice_ids: Iterable[str]) -> set[str]:
+        """Of these accounting-system invoice ids, those the invoice sync booked from Qondor's queue (one query per
+        ``BULK_CHUNK``: a page of sales costs one round trip).
+
+        Matched on the invoice link's recorded invoice id (``data.invoice_id``: set when the invoice is created, or,
+        in order mode, when the sweep learns the invoice finance made from the order), never on the link's
+        ``accounting_id`` alone, which is an order id in order mode (another number series)."""
+        found: set[str] = set()
+        ids = iter({str(i) for i in invoice_ids if i})
+        invoice_id = links_t.c.data["invoice_id"].as_string()
+        with self._engine.connect() as conn:
+            while chunk := list(islice(ids, BULK_CHUNK)):
+                stmt = select(invoice_id).where(
+                    links_t.c.office_id == office_id,
+                    links_t.c.system == str(system),
+                    links_t.c.kind == "invoice",
+                    invoice_id.in_(chunk),
+                )
+                found.update(str(value) for (value,) in conn.execute(stmt) if value is not None)
+        return found
+
     def begin_actual(
         self, office_id: int, kind: str, reference: str, *, project_number: str | None, source_date: date | None,
         run: str,

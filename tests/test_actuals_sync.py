@@ -7,7 +7,9 @@ its request log counted).
 * a cost or sale on a project Qondor does not have is skipped with the reason;
 * an unchanged re-run writes nothing; a payment or an amount corrected updates the record; a line moved to
   another project moves its actual; a reversed or deleted document removes it;
-* a 24SevenOffice transaction set that does not balance is skipped and reported (Tripletex cannot hold one).
+* a 24SevenOffice transaction set that does not balance is skipped and reported (Tripletex cannot hold one);
+* a sale whose invoice the invoice sync booked from Qondor's queue is never written (Qondor keeps its own sale for
+  it); one written before the sync knew the invoice as ours is removed.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from actuals_seed import CostLine
+from actuals_seed import CostLine, ledger_for
 from actuals_support import DAY, DUE, costs, ledger, number, qondor_seed, qondor_writes, reseed, run_actuals, sales
 from temporalio.testing import WorkflowEnvironment
 
+from accounting.actuals import BOOKED_BY_INVOICE_SYNC
+from domain.sync import OfficeRunInput, SyncState
 from harness import Stack, every_system, new_stack
+from workflows.office import PaymentSweep
 
 pytestmark = pytest.mark.e2e
 
@@ -31,9 +36,12 @@ pytestmark = pytest.mark.e2e
 async def make(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
-    def build(system: str, **office: Any) -> Stack:
-        stack = new_stack(temporal_env.client, tmp_path, system=system, seed=qondor_seed(0), **office)
-        reseed(stack)
+    def build(system: str, *, sample: bool = False, **office: Any) -> Stack:
+        """A stack whose Qondor office has only projects (``sample``: the sample office with its invoice queue)."""
+        stack = new_stack(temporal_env.client, tmp_path, system=system, seed=None if sample else qondor_seed(0),
+                          **office)
+        if not sample:
+            reseed(stack)
         stack.start_worker()
         stacks.append(stack)
         return stack
@@ -156,3 +164,41 @@ async def test_an_unbalanced_transaction_set_is_skipped_and_reported(make: Calla
     assert [c["invoiceNumber"] for c in costs(stack)] == ["F-300"], "the balanced one is synced, the other is not"
     assert result.costs.failed == 1 and result.error is None
     assert len(result.problems) == 1
+
+
+@every_system
+async def test_a_sale_booked_from_qondor_by_the_invoice_sync_is_not_counted_twice(
+    make: Callable[..., Stack], system: str
+) -> None:
+    """Qondor keeps an actual sale for every invoice it issues: the invoices the invoice sync booked from its queue
+    are left out, a sale finance made directly in the accounting system on the same project is written."""
+    stack = make(system, sample=True)
+    base = stack.office_id * 1000
+    seen, started = await stack.discover()
+    assert (seen, started) == (6, 6)
+    for n in (501, 502, 503, 504, 506):
+        await stack.wait_for_state(base + n, SyncState.AWAITING_PAYMENT, timeout=120)
+    await stack.wait_for_state(base + 505, SyncState.PAID, timeout=120)
+    books = stack.books
+    booked = books.invoice(books.one(base + 503))  # 24SevenOffice keeps offers as orders: finance invoices it
+    assert booked.invoice_id is not None
+    project_number = stack.qondor.projects[base + 302]["projectNo"]
+    ledger_for(stack).add_sale(number="90001", customer="Fjord Konferanse AS", project_number=project_number,
+                               invoice_date=DAY, due_date=DUE, amount_excl_vat=Decimal("700.00"),
+                               vat=Decimal("175.00"))
+
+    # Before a sweep has seen the order invoiced, 24SevenOffice's invoice is not known as ours yet.
+    first = await run_actuals(stack, lookback_days=400)
+    assert first.error is None and first.sales.failed == 0
+    await stack.client.execute_workflow(
+        PaymentSweep.run, OfficeRunInput(office_id=stack.office_id, accounting_system=stack.system.value),
+        id=f"test-sweep-{stack.office_id}", task_queue=stack.queues.workflow,
+    )
+    result = await run_actuals(stack, lookback_days=400)
+
+    assert [(s["customerName"], s["projectId"], amounts(s)) for s in sales(stack)] == [
+        ("Fjord Konferanse AS", base + 302, (Decimal("700.00"), Decimal("175.00"), Decimal("875.00")))
+    ], "only the sale made directly in the accounting system; Qondor keeps its own for the invoices it issued"
+    assert result.sales.skipped.get(BOOKED_BY_INVOICE_SYNC, 0) >= 1
+    assert result.sales.removed == first.sales.new - 1, "a sale written before its invoice was known as ours goes"
+    assert result.sales.failed == 0 and result.error is None

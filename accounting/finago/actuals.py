@@ -11,7 +11,9 @@ What counts (the seed's "Cost and sales sync"):
 * **Sales**: customer transactions (InvoiceCustomer, CreditnoteCustomer, CashSale) with revenue entries that
   carry a project, the customer from the customer-ledger entry (a cash sale: from its lines), signs turned so
   revenue is positive. Each system type is one pass over the window (a search takes one type); a credit note
-  is a document of its own (a negative cost or sale).
+  is a document of its own (a negative cost or sale). A sale names its invoice number (``source_invoice_id``;
+  24SevenOffice's invoice number is the InvoiceId), so the sync can leave out the invoices the invoice sync
+  booked from Qondor's queue.
 
 Expense and revenue accounts: GetAccountList has no account type (NOTES §7), so the class comes from the
 account number, as the Norwegian standard chart (NS 4102) every 24SevenOffice client uses lays it out: 3xxx
@@ -396,6 +398,7 @@ def _actuals_of(doc: _Document, kind: ActualKind, ledger: int, names: dict[int, 
     counterparty = names.get(party) if party is not None else None
     paid = not ledger_entry.get("Open", True) if ledger_entry else True  # no ledger entry: nothing was owed
     first = doc.sets[doc.first][0]
+    invoice_no = ledger_entry.get("InvoiceNo") or first.get("InvoiceNo")
     actuals = []
     for project in sorted(net):
         excl, tax = net[project], vat.get(project, Decimal(0))
@@ -407,7 +410,7 @@ def _actuals_of(doc: _Document, kind: ActualKind, ledger: int, names: dict[int, 
             external_reference=f"24so:{kind.value}:transaction:{doc.first}:project:{project}",
             project_number=numbers.get(project) or f"SO{project}",
             counterparty=counterparty or dimension_name or (f"company {party}" if party is not None else ""),
-            document_number=str(ledger_entry.get("InvoiceNo") or first.get("InvoiceNo") or doc.first),
+            document_number=str(invoice_no or doc.first),
             description=comments.get(project) or None,
             invoice_date=_day(first.get("Date")),
             due_date=_day(ledger_entry.get("DueDate")),
@@ -417,5 +420,6 @@ def _actuals_of(doc: _Document, kind: ActualKind, ledger: int, names: dict[int, 
             currency=first.get("Currency") or "NOK",
             payment_status=PaymentStatus.PAID if paid else PaymentStatus.OUTSTANDING,
             amount_outstanding=Decimal(0) if paid else None,
+            source_invoice_id=None if cost else str(invoice_no) if invoice_no else None,
         ))
     return actuals

@@ -20,7 +20,8 @@ postings in the same call (``fields`` expands ``voucher(postings(...))``), dated
 (invoice, project). An invoice with several projects is shared by the details' amounts. An invoice credited in
 full (``isCredited``) and the credit note that credited it give no sale (``credited``): one extra call per page
 that holds credit notes asks whether their originals are credited; a partial credit note is a negative sale.
-Invoices without a project are skipped (``no project``).
+Invoices without a project are skipped (``no project``). Each sale names its invoice (``source_invoice_id``, the
+invoice id), so the sync can leave out the invoices the invoice sync booked from Qondor's queue.
 
 **Keys**: ``tripletex:supplierInvoice:{id}:project:{projectId}`` and ``tripletex:invoice:{id}:project:{projectId}``,
 from ids Tripletex never changes; a line moved to another project gives another key (and the old one is
@@ -231,6 +232,7 @@ def sales_of(invoice: dict[str, Any], credited: set[int], skipped: Counter[str])
             currency=(invoice.get("currency") or {}).get("code") or "NOK",
             payment_status=_status(outstanding),
             amount_outstanding=part_outstanding,
+            source_invoice_id=str(invoice["id"]),
         )
         for project_id, part_incl, part_excl, part_outstanding in zip(
             projects, split_incl, split_excl, split_outstanding, strict=True)
