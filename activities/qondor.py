@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, WorkflowAlreadyStartedError
 
-from activities.common import AsyncStore, OfficeClients, activities_of, audit, classified
+from activities.common import HEARTBEAT_SECONDS, AsyncStore, OfficeClients, activities_of, audit, classified
 from clients.qondor import QondorClient, QondorError, QondorNotFoundError, QondorValidationError
 from clients.telemetry import new_trace
 from domain.errors import DataError, TransientError
@@ -99,8 +99,13 @@ class QondorActivities:
                         and normalise_org_number(c.organisation_number) == org
                     ]
             if invoice.contact_person_id is not None:
+                # The customer's payload, read just now, lists its contact persons (the record ContactPerson/{id}
+                # returns): one Qondor call fewer per invoice. A contact it does not list is read on its own.
+                listed = [c for c in bundle.customer.contact_persons if c.id == invoice.contact_person_id] if (
+                    bundle.customer is not None) else []
                 try:
-                    bundle.contact = await client.get_contact_person(invoice.contact_person_id)
+                    bundle.contact = listed[0] if listed else await client.get_contact_person(
+                        invoice.contact_person_id)
                 except QondorNotFoundError:
                     bundle.contact = None  # a removed contact person does not block invoicing
             if invoice.project_no:
@@ -226,33 +231,39 @@ class QondorActivities:
     async def poll_queue(self, request: PollRequest) -> PollResult:
         """Poll the office's queue every few seconds for ``run_for_seconds``, starting one sync per item.
 
-        Heartbeats keep it alive (and let a crashed worker's poller move elsewhere); the ids started in
-        this run are remembered so a long queue is not re-submitted every few seconds.
+        Heartbeats keep it alive (and let a crashed worker's poller move elsewhere); they go out every
+        HEARTBEAT_SECONDS beside the polls, so the workflow's short heartbeat timeout (a dead worker's office is
+        polled again within seconds) holds whatever ``queue_poll_seconds`` is and however long a poll takes. The
+        ids started in this run are remembered so a long queue is not re-submitted every few seconds.
         """
         office = self.clients.office(request.office_id)
         deadline = time.monotonic() + request.run_for_seconds
         result = PollResult()
         started: set[int] = set()
-        while True:
-            try:
-                result.seen, new = await self.discover(request.office_id, skip=started)
-                result.started += new
-                self.clients.metrics.flow_succeeded(request.office_id, office.accounting_system.value, "queue_poll")
-            except TransientError as exc:
-                log.warning("office %s: queue poll failed, will retry: %s", request.office_id, exc)
-            result.polls += 1
-            activity.heartbeat(result.model_dump())
-            if time.monotonic() >= deadline:
-                return result
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(activity.wait_for_worker_shutdown(), timeout=office.queue_poll_seconds)
-            if activity.is_worker_shutdown():
-                # Let another worker take over now instead of holding this one's shutdown for its grace period.
-                raise ApplicationError(
-                    "worker shutting down; the poller continues on another worker",
-                    type="WorkerShutdown",
-                    category=ApplicationErrorCategory.BENIGN,
-                )
+        beating = asyncio.create_task(_heartbeat_progress(result))
+        try:
+            while True:
+                try:
+                    result.seen, new = await self.discover(request.office_id, skip=started)
+                    result.started += new
+                    self.clients.metrics.flow_succeeded(request.office_id, office.accounting_system.value, "queue_poll")
+                except TransientError as exc:
+                    log.warning("office %s: queue poll failed, will retry: %s", request.office_id, exc)
+                result.polls += 1
+                activity.heartbeat(result.model_dump())
+                if time.monotonic() >= deadline:
+                    return result
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(activity.wait_for_worker_shutdown(), timeout=office.queue_poll_seconds)
+                if activity.is_worker_shutdown():
+                    # Let another worker take over now instead of holding this one's shutdown for its grace period.
+                    raise ApplicationError(
+                        "worker shutting down; the poller continues on another worker",
+                        type="WorkerShutdown",
+                        category=ApplicationErrorCategory.BENIGN,
+                    )
+        finally:
+            beating.cancel()
 
     async def discover(self, office_id: int, skip: set[int] | None = None) -> tuple[int, int]:
         """One poll: start (or join) an InvoiceSync for every unprocessed item. Returns (seen, started)."""
@@ -322,3 +333,10 @@ class QondorActivities:
 
     def all(self) -> list:
         return activities_of(self)
+
+
+async def _heartbeat_progress(result: PollResult) -> None:
+    """The poller's heartbeat between polls (and during a slow one), with its progress as the details."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        activity.heartbeat(result.model_dump())

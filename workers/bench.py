@@ -13,6 +13,11 @@ What runs where:
 
 Phases (each can be skipped with ``--phases``; ``--only SYSTEM`` keeps one system's):
 
+0. ``bare`` (``--only bare`` runs just it): the yardstick, bare Temporal on the same dev server: ``--bare-workflows``
+   (default ``--invoices``) workflows of 8 no-op activities (an invoice's step count) started at once and run by a
+   worker process of their own with the real worker's options (``workers/bench_bare.py``); workflows/s and CPU per
+   workflow (dev server + that worker). At the end the ratio of each system's invoice throughput to it is printed
+   (issue 11's target: >= 0.8 for Tripletex invoices with a repeat customer and project).
 1. ``calls``: Tripletex calls per invoice from the emulator's request log: the very first invoice (cold: the
    session and VAT-type calls happen here and are printed apart), an invoice with a new customer, project and
    project manager (caches warm), and an invoice for a repeat customer and project.
@@ -83,6 +88,7 @@ from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import bulk_invoices, project_manager
 from emulators.server import RunningServer, serve_in_thread
 from store import Store
+from workers.bench_bare import bare_phase
 from workers.bench_finago import FINAGO_OFFICE_ID, UNPACED_CALLS_PER_HOUR, FinagoPhases, finago_duplicates
 from workers.demo import tripletex_duplicates
 from workers.devstack import SECRET_ENV, demo_config, office_document, start_temporal, temporal_binary, toml_document
@@ -232,8 +238,11 @@ class WorkerProcess:
 
     def __init__(self, workdir: Path, config_path: Path, temporal_address: str, db_url: str) -> None:
         self.log_path = workdir / "worker.log"
+        root = Path(__file__).resolve().parent.parent
         env = {**os.environ, **SECRET_ENV, "TEMPORAL_ADDRESS": temporal_address, "TEMPORAL_NAMESPACE": "default",
-               "QONDOR_SYNC_DB_URL": db_url, "PYTHONUNBUFFERED": "1"}
+               "QONDOR_SYNC_DB_URL": db_url, "PYTHONUNBUFFERED": "1",
+               # this checkout's code, whatever checkout the environment's editable install points at
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         for name in RATE_ENV:  # task-queue rate limits unset
             env.pop(name, None)
         script = Path(sys.executable).parent / "qondor-sync"
@@ -316,7 +325,7 @@ class Bench(FinagoPhases):
                         serve_in_thread(self.finago_app)]
         qondor_url, tripletex_url, finago_url = (server.url for server in self.servers)
         offices = []
-        if any(p in SYSTEM_PHASES["tripletex"] for p in self.phases):
+        if any(p in SYSTEM_PHASES["tripletex"] for p in self.phases) or self.phases == ["bare"]:
             offices.append(office_document(
                 self.office_id, qondor_url, tripletex_url, name="Benchmark office",
                 queue_poll_seconds=1.0, payment_sweep_minutes=60.0,
@@ -430,12 +439,16 @@ class Bench(FinagoPhases):
                 project["projectManagers"] = [manager]
             return doc
 
+        qondor_calls: list[Counter[str]] = []  # per invoice, by route (the emulator's request log)
+
         async def one(doc: dict[str, Any]) -> tuple[Counter[str], QueueStatus]:
             mark = self.tripletex_mark()
+            q_before = Counter(self.qondor.request_log()["counts"])
             [invoice_id] = self.qondor.add_invoices(doc)
             self.synced.append(invoice_id)
             status = (await self.wait_final([invoice_id], 60))[invoice_id]
             await asyncio.sleep(0.3)  # nothing else should follow; let a straggler show up in the log
+            qondor_calls.append(Counter(self.qondor.request_log()["counts"]) - q_before)
             return self.tripletex_since(mark), status
 
         cold, cold_status = await one(new_party(CALLS_START))
@@ -458,11 +471,20 @@ class Bench(FinagoPhases):
                         new_calls <= 10 and warm_status in DONE)
         self.report.add("Tripletex calls, repeat customer+project", str(repeat_calls), "<= 2",
                         repeat_calls <= 2 and repeat_status in DONE)
+        polls = {k: n for k, n in qondor_calls[2].items() if k.startswith("GET ") and "Unprocessed" in k}
+        repeat_qondor = {k: n for k, n in qondor_calls[2].items() if k not in polls}
+        self.report.figures["calls"].update(qondor_repeat=sum(repeat_qondor.values()),
+                                            qondor_repeat_detail=repeat_qondor, qondor_polls_meanwhile=polls,
+                                            qondor_new_party_detail=dict(qondor_calls[1]))
+        self.report.add("Qondor calls, repeat customer+project", str(sum(repeat_qondor.values())), "<= 3",
+                        sum(repeat_qondor.values()) <= 3, note=f"{_detail(repeat_qondor)}; queue polls meanwhile "
+                        f"(shared by the poll's items) {sum(polls.values())}")
         self.report.add("  one-time calls (first invoice only)", f"{one_time} (session + VAT types)",
                         note=f"cold first invoice: {sum(cold.values())} calls in all, "
                              f"{sum(cold.values()) - one_time} without them")
         print(f"  cold {sum(cold.values())} (one-time {one_time}), new-party {new_calls}: "
-              f"{_detail(warm)}; repeat {repeat_calls}: {_detail(repeat)}", flush=True)
+              f"{_detail(warm)}; repeat {repeat_calls}: {_detail(repeat)}; Qondor for the repeat: "
+              f"{_detail(repeat_qondor)} (+ queue polls {_detail(polls)})", flush=True)
 
     # --- 1. throughput ---------------------------------------------------------------------------
 
@@ -487,7 +509,7 @@ class Bench(FinagoPhases):
               f"{'every customer new' if self.args.new_customers else '5 repeat customers, bookers new'}) ...",
               flush=True)
         await asyncio.sleep(1.0)  # the worker idles: a clean RSS/CPU baseline
-        q_mark = self.qondor.request_log()["total"]
+        q_mark, q_counts = self.qondor.request_log()["total"], Counter(self.qondor.request_log()["counts"])
         t0 = time.monotonic()
         ids = self.qondor.add_invoices(doc)
         queued_at = datetime.now(UTC)
@@ -508,6 +530,7 @@ class Bench(FinagoPhases):
         t1 = t0 + (wall if wall is not None else self.args.timeout)
         system_calls = accounting_calls()
         qondor_calls = self.qondor.request_log()["total"] - q_mark
+        qondor_detail = Counter(self.qondor.request_log()["counts"]) - q_counts
         peak = self.sampler.peak_rss("worker", t0, t1 + 0.3)
         baseline = self.sampler.peak_rss("worker", t0 - 1.0, t0)
         cpu, busy = self.sampler.cpu(t0, t1 + 0.25)
@@ -520,6 +543,7 @@ class Bench(FinagoPhases):
             "discovery_seconds": _r((first_start - queued_at).total_seconds()) if starts else None,
             "accounting_calls_per_invoice": round(system_calls / n, 2),
             "qondor_calls_per_invoice": round(qondor_calls / n, 2),
+            "qondor_calls_per_invoice_detail": {k: round(v / n, 2) for k, v in qondor_detail.most_common()},
             "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
             "machine_busy_fraction": _r(busy),
             "worker_rss_peak_mb": _mb(peak), "worker_rss_idle_mb": _mb(baseline),
@@ -535,7 +559,8 @@ class Bench(FinagoPhases):
                             None if not (failed or stuck) else False,
                             note=note + (f"; failed {len(failed)}, stuck {len(stuck)}" if failed or stuck else ""))
         self.report.add("  calls per invoice during the run", f"{label} {system_calls / n:.2f}, "
-                        f"Qondor {qondor_calls / n:.2f}")
+                        f"Qondor {qondor_calls / n:.2f}", note="Qondor: " + ", ".join(
+                            f"{k} {v / n:.2f}" for k, v in qondor_detail.most_common()))
         span = t1 - t0
         self.report.add("  CPU during the run (share of one core)",
                         ", ".join(f"{k} {v / span:.0%}" for k, v in cpu.items()) if span > 0 else "n/a",
@@ -799,6 +824,51 @@ class Bench(FinagoPhases):
                                                      if v is not None or k.startswith("_")}))
             return made
 
+    # --- 0. bare Temporal ------------------------------------------------------------------------
+
+    async def phase_bare(self) -> None:
+        n = self.args.bare_workflows or self.args.invoices
+        print(f"Bare Temporal: {n} workflows of 8 no-op activities at once, a worker process of their own ...",
+              flush=True)
+        environment = {**os.environ, **SECRET_ENV, "TEMPORAL_ADDRESS": self.client.service_client.config.target_host,
+                       "TEMPORAL_NAMESPACE": self.client.namespace}
+        figures = await bare_phase(self.client, self.sampler, self.workdir, n, environment, self.args.timeout)
+        self.report.figures["bare"] = figures
+        per = figures["cpu_ms_per_workflow"]
+        self.report.add("Bare Temporal (8 no-op activities per workflow)", fmt(figures["workflows_per_second"],
+                        " wf/s"), note=f"{n} workflows in {figures['duration_seconds']:.1f} s, failed "
+                        f"{figures['failed']}; CPU {figures['cpu_ms_per_workflow_total']} ms per workflow (server "
+                        f"{per['temporal']} ms, worker {per['worker']} ms); history {figures['history_events']} "
+                        f"events, {figures['history_bytes'] / 1024:.1f} KB")
+        print(f"  {fmt(figures['workflows_per_second'], ' wf/s')}, {figures['cpu_ms_per_workflow_total']} ms CPU per "
+              f"workflow (server {per['temporal']} ms, worker {per['worker']} ms)", flush=True)
+
+    def bare_ratio(self) -> None:
+        """Invoice throughput over bare Temporal's, per system, with the CPU per invoice beside the bare workflow's
+        (dev server + worker only: the emulators' CPU is not the integration's)."""
+        bare = self.report.figures.get("bare", {}).get("workflows_per_second")
+        if not bare:
+            return
+        bare_cpu = self.report.figures["bare"]["cpu_ms_per_workflow_total"]
+        for key, label in (("throughput", "Tripletex"), ("finago_throughput", "24SevenOffice")):
+            run = self.report.figures.get(key)
+            if not run or not run.get("invoices_per_second"):
+                continue
+            ratio = run["invoices_per_second"] / bare
+            cpu = run.get("cpu_ms_per_invoice", {})
+            stack_cpu = cpu.get("temporal", 0) + cpu.get("worker", 0)
+            self.report.figures.setdefault("bare_ratio", {})[label] = {
+                "invoice_over_bare_throughput": round(ratio, 3),
+                "invoice_cpu_ms": stack_cpu, "bare_cpu_ms": bare_cpu,
+            }
+            repeat = "repeat customers and projects" if not self.args.new_customers else "every customer new"
+            self.report.add(f"{label} invoice / bare Temporal throughput", f"{ratio:.2f}",
+                            ">= 0.8" if label == "Tripletex" else "",
+                            (ratio >= 0.8) if label == "Tripletex" else None,
+                            note=f"{run['invoices_per_second']:.2f} inv/s / {bare:.2f} wf/s ({repeat}, kinds "
+                                 f"{self.args.kinds}); CPU server+worker {stack_cpu} ms per invoice / {bare_cpu} ms "
+                                 "per bare workflow")
+
     # --- totals ----------------------------------------------------------------------------------
 
     async def totals(self, duration: float) -> None:
@@ -843,6 +913,7 @@ def _r(value: float | None) -> float | None:
 
 
 SYSTEM_PHASES = {
+    "bare": ("bare",),
     "tripletex": ("calls", "throughput", "latency", "sweep", "sweep-settled"),
     "finago": ("finago-calls", "finago-throughput", "finago-sweep", "finago-sweep-settled"),
 }
@@ -885,6 +956,7 @@ async def run(args: argparse.Namespace) -> int:
                     if bench.worker is not None and not bench.worker.alive():
                         break
         bench.finago_budget()
+        bench.bare_ratio()
         await bench.totals(time.monotonic() - started)
     finally:
         await bench.stop()
@@ -930,8 +1002,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "per key); default 0 = unpaced, like the emulator's rate limit (off)")
     parser.add_argument("--timeout", type=float, default=240.0, help="throughput run: give up after this long")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {', '.join(PHASES)}")
-    parser.add_argument("--only", metavar="SYSTEM", help="only the phases of these systems (tripletex, finago; "
-                        "comma-separated), e.g. --only finago")
+    parser.add_argument("--only", metavar="SYSTEM", help="only the phases of these systems (tripletex, finago, "
+                        "bare: bare Temporal; comma-separated), e.g. --only finago, --only bare,tripletex")
+    parser.add_argument("--bare-workflows", type=int, default=0,
+                        help="bare phase: workflows started at once (default: --invoices)")
     parser.add_argument("--finago-batch", type=int, default=20,
                         help="24SevenOffice calls phase: invoices per batch (new customers; repeat customers)")
     parser.add_argument("--finago-invoices", type=int, default=60,

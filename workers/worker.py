@@ -173,7 +173,11 @@ class SyncWorker:
                 task_queue=queues.qondor,
                 activities=self.qondor.all(),
                 max_task_queue_activities_per_second=self.settings.qondor_activities_per_second,
-                **common,
+                # Every office's queue poller holds a slot of this queue for its whole run (POLL_RUN_SECONDS), and
+                # all of them may land on this process: a slot per office on top of the steps' own, or with more
+                # offices than slots some would never be polled and the invoices' Qondor steps would wait behind them.
+                **{**common, "max_concurrent_activities": self.settings.max_concurrent_activities
+                   + len(self.config.offices)},
             ),
         ]
         for system, engine in self.accounting.items():

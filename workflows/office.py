@@ -24,6 +24,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.queues import own_queues
 
 POLL_RUN_SECONDS = 600.0
+POLL_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+"""How long the server waits for the poller's heartbeat before retrying it on another worker: a killed worker's
+office is polled again within about 11 s (this timeout, then the first retry 1 s later), so an item queued meanwhile
+is discovered within 15 s. The activity heartbeats every ``activities.common.HEARTBEAT_SECONDS`` (5 s) whatever
+``queue_poll_seconds`` is; the SDK sends at most one heartbeat per 0.8 x this timeout, so the server sees one every
+8 s at most. Activity options are not checked on replay: changing this is safe for running pollers."""
 
 
 @workflow.defn(name="QueuePoller")
@@ -41,7 +47,7 @@ class QueuePoller:
             task_queue=own_queues().qondor,
             result_type=PollResult,
             start_to_close_timeout=timedelta(seconds=POLL_RUN_SECONDS + 120),
-            heartbeat_timeout=timedelta(seconds=60),
+            heartbeat_timeout=POLL_HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=0),
             summary="Poll the invoicing queue",
         )
