@@ -198,6 +198,10 @@ async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float, what: 
         await asyncio.sleep(interval)
 
 
+TEST_CALLS_PER_HOUR = 3_600_000
+"""24SevenOffice client pacing in tests: 1,000 calls/s, i.e. none (the field must be positive)."""
+
+
 def new_stack(
     client: Client,
     tmp_path: Path,
@@ -227,9 +231,12 @@ def new_stack(
         servers = [serve_in_thread(qondor_app), serve_in_thread(log or accounting_app)]
         qondor_url, accounting_url = servers[0].url, servers[1].url
     office_overrides.setdefault("qondor_calls_per_second", 0)
-    config = demo_config(
-        [office_document(office_id, qondor_url, accounting_url, system=system, **office_overrides)]
-    )
+    document = office_document(office_id, qondor_url, accounting_url, system=system, **office_overrides)
+    if system is AccountingSystem.FINAGO and isinstance(document.get("accounting"), dict):
+        # Tests pace nothing (as for Qondor above): 24SevenOffice's client would otherwise space its calls
+        # under the production budget (7000/hour, about 2 calls/s), which is what made its tests wait.
+        document["accounting"].setdefault("max_calls_per_hour", TEST_CALLS_PER_HOUR)
+    config = demo_config([document])
     store = Store(db_url or f"sqlite:///{tmp_path}/sync-{office_id}.db")
     store.migrate()
     return Stack(client, office_id, config, store, qondor_app, accounting_app, system, servers, log,

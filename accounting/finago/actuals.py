@@ -70,7 +70,8 @@ MAX_ENTRIES_PER_SET = 16
 """The most entries a set is expected to hold (ledger entry, lines, their VAT), to size a dense day's ranges."""
 MAX_CHUNKS = 256
 """The most transaction-number ranges a dense day is cut into (they travel in the cursor)."""
-MAX_SPAN_DAYS = 31
+MAX_SPAN_DAYS = 92
+"""The widest date range one page reads; a sparse window (the usual case) is crossed in a few pages."""
 REFERENCE_TTL_SECONDS = 600.0
 REVENUE_ACCOUNTS = range(3000, 4000)
 EXPENSE_ACCOUNTS = range(4000, 8000)
