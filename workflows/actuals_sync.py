@@ -35,13 +35,12 @@ with workflow.unsafe.imports_passed_through():
         Step,
         oslo_date,
     )
+    from workflows.alerts import ALERT_OPTIONS, grouped_lines
     from workflows.queues import own_queues
 
 PAGES_PER_RUN = 40
 PROBLEMS_KEPT = 20
 """Distinct failure messages kept in the result (the CLI shows them); every one goes to Slack."""
-ALERT_LINES = 30
-"""At most this many distinct messages in one Slack alert; the rest are counted."""
 NEXT_PHASE = {
     ActualsPhase.COSTS: ActualsPhase.SALES,
     ActualsPhase.SALES: ActualsPhase.REMOVE_COSTS,
@@ -138,24 +137,9 @@ class ActualsSync:
 
     async def _alert(self, input: ActualsInput, failures: list[ActualsFailure]) -> None:
         """One Slack message per page listing each new failure once (items with one message grouped)."""
-        by_message: dict[str, list[str]] = {}
-        for failure in failures:
-            by_message.setdefault(failure.message, []).append(failure.source)
-        lines = []
-        for message, sources in list(by_message.items())[:ALERT_LINES]:
-            shown = ", ".join(sources[:5]) + (f" and {len(sources) - 5} more" if len(sources) > 5 else "")
-            lines.append(f"- {message} ({shown})")
-        if len(by_message) > ALERT_LINES:
-            lines.append(f"... and {len(by_message) - ALERT_LINES} more problems")
         title = f"Cost and sales sync: {len(failures)} item(s) could not be synced (office {input.office_id})"
-        await self._notify(input, title, "\n".join(lines))
+        await self._notify(input, title, grouped_lines((f.message, f.source) for f in failures))
 
     async def _notify(self, input: ActualsInput, title: str, text: str) -> None:
-        await workflow.execute_activity(
-            Step.NOTIFY.value,
-            NotifyRequest(office_id=input.office_id, title=title, text=text),
-            result_type=bool,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=RetryPolicy(maximum_attempts=3),
-            summary="Alert Slack",
-        )
+        request = NotifyRequest(office_id=input.office_id, title=title, text=text)
+        await workflow.execute_activity(Step.NOTIFY.value, request, **ALERT_OPTIONS)

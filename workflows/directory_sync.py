@@ -31,13 +31,12 @@ with workflow.unsafe.imports_passed_through():
         NotifyRequest,
         Step,
     )
+    from workflows.alerts import ALERT_OPTIONS, grouped_lines
     from workflows.queues import own_queues
 
 PAGES_PER_RUN = 40
 PROBLEMS_KEPT = 20
 """Distinct failure messages kept in the result (the CLI shows them); every one goes to Slack."""
-ALERT_LINES = 30
-"""At most this many distinct messages in one Slack alert; the rest are counted."""
 PAGE_STEPS = {DirectoryPhase.CUSTOMERS: Step.DIRECTORY_CUSTOMERS, DirectoryPhase.PROJECTS: Step.DIRECTORY_PROJECTS}
 NEXT_PHASE = {DirectoryPhase.CUSTOMERS: DirectoryPhase.PROJECTS, DirectoryPhase.PROJECTS: DirectoryPhase.DONE}
 
@@ -98,7 +97,8 @@ class DirectorySync:
                 # Only a configuration error for the whole office (refused credentials, office removed) gets here.
                 cause = exc.cause
                 result.error = cause.message if isinstance(cause, ApplicationError) else str(exc)
-                await self._notify(input, f"Customer and project sync stopped (office {input.office_id})", result.error)
+                title = f"Customer and project sync stopped (office {input.office_id})"
+                await self._notify(input, title, result.error)
                 break
             pages += 1
             result.pages += 1
@@ -130,21 +130,9 @@ class DirectorySync:
 
     async def _alert(self, input: DirectoryInput, failures: list[DirectoryFailure]) -> None:
         """One Slack message per page listing each new failure once (records with one message grouped)."""
-        by_message: dict[str, list[str]] = {}
-        for failure in failures:
-            by_message.setdefault(failure.message, []).append(f"{failure.kind} {failure.qondor_id}")
-        lines = [f"- {message} ({', '.join(ids)})" for message, ids in list(by_message.items())[:ALERT_LINES]]
-        if len(by_message) > ALERT_LINES:
-            lines.append(f"... and {len(by_message) - ALERT_LINES} more problems")
         title = f"Customer and project sync: {len(failures)} record(s) could not be written (office {input.office_id})"
-        await self._notify(input, title, "\n".join(lines))
+        await self._notify(input, title, grouped_lines((f.message, f"{f.kind} {f.qondor_id}") for f in failures))
 
     async def _notify(self, input: DirectoryInput, title: str, text: str) -> None:
-        await workflow.execute_activity(
-            Step.NOTIFY.value,
-            NotifyRequest(office_id=input.office_id, title=title, text=text),
-            result_type=bool,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=RetryPolicy(maximum_attempts=3),
-            summary="Alert Slack",
-        )
+        request = NotifyRequest(office_id=input.office_id, title=title, text=text)
+        await workflow.execute_activity(Step.NOTIFY.value, request, **ALERT_OPTIONS)
