@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -45,7 +46,9 @@ async def classified() -> AsyncIterator[None]:
     The heartbeat lets Temporal notice a dead worker within the heartbeat timeout instead of the step's
     whole start-to-close timeout, so a crashed sync moves to another worker in seconds.
     """
-    beating = asyncio.create_task(_heartbeat()) if _activity_info() else None
+    details: list[Any] = []
+    beating = asyncio.create_task(_heartbeat(details)) if running_activity() else None
+    token = _progress.set(details)
     try:
         yield
     except SyncError as exc:
@@ -58,20 +61,33 @@ async def classified() -> AsyncIterator[None]:
         problem = ConfigurationError(f"the API refused a request: {exc}. Check the setting or the data, then resync.")
         raise application_error(problem) from exc
     finally:
+        _progress.reset(token)
         if beating is not None:
             beating.cancel()
 
 
 HEARTBEAT_SECONDS = 5.0
+_progress: ContextVar[list[Any]] = ContextVar("heartbeat_details")
+"""The details the running ``classified`` body last reported: its keep-alive beat repeats them."""
 
 
-async def _heartbeat() -> None:
+def report_progress(*details: Any) -> None:
+    """Heartbeat ``details`` now (the UI's pending activity shows them) and keep them in the keep-alive beats that
+    follow: without this a step that runs longer than HEARTBEAT_SECONDS showed empty details."""
+    held = _progress.get(None)
+    if held is not None:
+        held[:] = details
+    if running_activity() is not None:
+        activity.heartbeat(*details)
+
+
+async def _heartbeat(details: list[Any]) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_SECONDS)
-        activity.heartbeat()
+        activity.heartbeat(*details)
 
 
-def _activity_info() -> activity.Info | None:
+def running_activity() -> activity.Info | None:
     """The running activity's info, or None outside an activity (CLI, tests)."""
     try:
         return activity.info()
@@ -177,13 +193,13 @@ def _secret(office: OfficeConfig, field: str, resolve: Callable[[], str]) -> str
 
 def workflow_context() -> tuple[str | None, str | None, str | None]:
     """(workflow id, run id, activity type) of the running activity, for the audit trail."""
-    info = _activity_info()
+    info = running_activity()
     return (info.workflow_id, info.workflow_run_id, info.activity_type) if info else (None, None, None)
 
 
 def attempt() -> int:
     """This activity's attempt number (1 outside an activity)."""
-    info = _activity_info()
+    info = running_activity()
     return info.attempt if info else 1
 
 

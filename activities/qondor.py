@@ -20,12 +20,23 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, WorkflowAlreadyStartedError
 
-from activities.common import HEARTBEAT_SECONDS, AsyncStore, OfficeClients, activities_of, audit, classified
+from activities.common import (
+    HEARTBEAT_SECONDS,
+    AsyncStore,
+    OfficeClients,
+    activities_of,
+    audit,
+    classified,
+    running_activity,
+)
 from clients.qondor import QondorClient, QondorError, QondorNotFoundError, QondorValidationError
+from clients.qondor_projects import ProjectCache
 from clients.telemetry import new_trace
+from domain.config import Flow, OfficeConfig
 from domain.errors import DataError, TransientError
 from domain.qondor import (
     CustomerSummary,
+    InvoiceQueueItem,
     QondorInvoice,
     QueueStatus,
     SetAsFailed,
@@ -46,6 +57,7 @@ from domain.sync import (
     TaskQueues,
 )
 from workflows.invoice_sync import INVOICE_GONE
+from workflows.office import offices_text
 from workflows.starter import start_invoice_sync
 
 log = logging.getLogger(__name__)
@@ -65,6 +77,10 @@ class QondorActivities:
     queues: TaskQueues = field(default_factory=TaskQueues)
     """Where ``discover`` starts the syncs: the worker process's queues (``WorkerSettings.task_queues``)."""
     _customer_lists: dict[int, tuple[float, list[CustomerSummary]]] = field(default_factory=dict)
+    projects: ProjectCache = field(default_factory=ProjectCache)
+    """Repeat invoices' projects, kept while Qondor's change feed vouches for them (one call fewer per invoice)."""
+    _ignored_offices: set[int | None] = field(default_factory=set)
+    """Offices whose queue items a poll listed but no poller here serves (each logged once)."""
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -109,7 +125,8 @@ class QondorActivities:
                 except QondorNotFoundError:
                     bundle.contact = None  # a removed contact person does not block invoicing
             if invoice.project_no:
-                bundle.project = await client.get_project_by_no(invoice.project_no, request.office_id)
+                bundle.project = await self.projects.project(
+                    client, request.office_id, invoice.project_no, _fresh_after(request, invoice))
                 bundle.project_manager = bundle.project.main_project_manager if bundle.project else None
             elif invoice.project_id is not None:
                 with contextlib.suppress(QondorNotFoundError):  # read to name it in "give the project a number"
@@ -229,14 +246,17 @@ class QondorActivities:
 
     @activity.defn(name=Step.POLL_QUEUE.value)
     async def poll_queue(self, request: PollRequest) -> PollResult:
-        """Poll the office's queue every few seconds for ``run_for_seconds``, starting one sync per item.
+        """Poll the offices' queue every few seconds for ``run_for_seconds``, starting one sync per item.
 
-        Heartbeats keep it alive (and let a crashed worker's poller move elsewhere); they go out every
-        HEARTBEAT_SECONDS beside the polls, so the workflow's short heartbeat timeout (a dead worker's office is
-        polled again within seconds) holds whatever ``queue_poll_seconds`` is and however long a poll takes. The
-        ids started in this run are remembered so a long queue is not re-submitted every few seconds.
+        The offices share one Qondor key, so one call a poll lists all their items; it runs at the shortest
+        ``queue_poll_seconds`` among them (no office is polled less often than its file says). Heartbeats keep it
+        alive (and let a crashed worker's poller move elsewhere); they go out every HEARTBEAT_SECONDS beside the
+        polls, so the workflow's short heartbeat timeout (a dead worker's offices are polled again within seconds)
+        holds whatever ``queue_poll_seconds`` is and however long a poll takes. The ids started in this run are
+        remembered so a long queue is not re-submitted every few seconds.
         """
-        office = self.clients.office(request.office_id)
+        offices = [self.clients.office(office_id) for office_id in request.offices()]
+        poll_seconds = min(office.queue_poll_seconds for office in offices)
         deadline = time.monotonic() + request.run_for_seconds
         result = PollResult()
         started: set[int] = set()
@@ -244,17 +264,18 @@ class QondorActivities:
         try:
             while True:
                 try:
-                    result.seen, new = await self.discover(request.office_id, skip=started)
+                    result.seen, new = await self.discover(*request.offices(), skip=started)
                     result.started += new
-                    self.clients.metrics.flow_succeeded(request.office_id, office.accounting_system.value, "queue_poll")
+                    for office in offices:
+                        self.clients.metrics.flow_succeeded(office.id, office.accounting_system.value, "queue_poll")
                 except TransientError as exc:
-                    log.warning("office %s: queue poll failed, will retry: %s", request.office_id, exc)
+                    log.warning("%s: queue poll failed, will retry: %s", offices_text(request.offices()), exc)
                 result.polls += 1
                 activity.heartbeat(result.model_dump())
                 if time.monotonic() >= deadline:
                     return result
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(activity.wait_for_worker_shutdown(), timeout=office.queue_poll_seconds)
+                    await asyncio.wait_for(activity.wait_for_worker_shutdown(), timeout=poll_seconds)
                 if activity.is_worker_shutdown():
                     # Let another worker take over now instead of holding this one's shutdown for its grace period.
                     raise ApplicationError(
@@ -265,35 +286,63 @@ class QondorActivities:
         finally:
             beating.cancel()
 
-    async def discover(self, office_id: int, skip: set[int] | None = None) -> tuple[int, int]:
-        """One poll: start (or join) an InvoiceSync for every unprocessed item. Returns (seen, started)."""
+    async def discover(self, *office_ids: int, skip: set[int] | None = None) -> tuple[int, int]:
+        """One poll of offices that share a Qondor key: start (or join) an InvoiceSync for every unprocessed item
+        of theirs, with its own office's settings. Returns (seen, started), counting the offices' items only.
+
+        One office asks Qondor for its items alone; several ask for every office's (one call, whatever their
+        number) and route each item by its ``office_id``."""
         assert self.temporal is not None, "discovery needs a Temporal client"
-        office = self.clients.office(office_id)
-        items = await self.clients.qondor(office_id).get_unprocessed_invoices(office_id)
-        started = 0
+        offices = {office_id: self.clients.office(office_id) for office_id in office_ids}
+        only = office_ids[0] if len(office_ids) == 1 else None
+        items = await self.clients.qondor(office_ids[0]).get_unprocessed_invoices(only)
+        seen = started = 0
         for item in items:
+            office = offices[only] if only is not None else self._office_of(item, offices)
+            if office is None:
+                continue
+            seen += 1
             if item.id is None:
                 log.warning("office %s: the queue lists an item without a readable id; it cannot be synced or "
-                            "reported back (Qondor must fix it)", office_id)
+                            "reported back (Qondor must fix it)", office.id)
                 continue
             if skip is not None and item.id in skip:
                 continue
-            await self._report_again(office_id, office.accounting_system.value, item.id, office.queue_poll_seconds)
+            await self._report_again(office.id, office.accounting_system.value, item.id, office.queue_poll_seconds)
             try:
                 # Each invoice's sync is its own trace (when tracing is on), not a branch of the poller's.
-                with new_trace("InvoiceDiscovered", **{"qondor_sync.office": office_id}):
+                with new_trace("InvoiceDiscovered", **{"qondor_sync.office": office.id}):
                     await start_invoice_sync(self.temporal, office, item.id, project_no=item.project_no,
                                              queues=self.queues)
             except WorkflowAlreadyStartedError:
                 # The item's sync has completed since the queue was read (a long queue, a lagging Qondor read):
                 # a completed sync is never redone, and one stale entry must not stop the poll of the others.
                 log.warning("office %s: queue item %s is listed but its sync has completed; not started again",
-                            office_id, item.id)
+                            office.id, item.id)
             else:
                 started += 1
             if skip is not None:
                 skip.add(item.id)
-        return len(items), started
+        return seen, started
+
+    def _office_of(self, item: InvoiceQueueItem, offices: dict[int, OfficeConfig]) -> OfficeConfig | None:
+        """The polled office a listed item belongs to, or None: an item of another office is left alone, to the
+        poller of its own key when the office file has it syncing invoices, else to nobody (logged once per office
+        by this worker)."""
+        office = offices.get(item.office_id) if item.office_id is not None else None
+        if office is None and item.office_id not in self._ignored_offices and not self._syncs_invoices(item.office_id):
+            self._ignored_offices.add(item.office_id)
+            log.warning("the Qondor queue lists items of office %s, which is not among the polled %s (not in the "
+                        "office file, or its invoices flow is off): they are ignored", item.office_id,
+                        offices_text(sorted(offices)))
+        return office
+
+    def _syncs_invoices(self, office_id: int | None) -> bool:
+        """The office file has this office with its invoices flow on (another key's poller serves it)."""
+        try:
+            return office_id is not None and Flow.INVOICES in self.clients.config.office(office_id).flows
+        except KeyError:
+            return False
 
     async def _report_again(self, office_id: int, system: str, invoice_id: int, poll_seconds: float) -> None:
         """A listed item this integration booked a while ago (REPORT_AGAIN_AFTER_POLLS polls): Qondor lost (or
@@ -333,6 +382,18 @@ class QondorActivities:
 
     def all(self) -> list:
         return activities_of(self)
+
+
+def _fresh_after(request: LoadInvoiceRequest, invoice: QondorInvoice) -> datetime | None:
+    """How recent the invoice's project must be (None: read it, never the cache). The first scheduling of this
+    step came after the queue item was listed, so after any edit the PM made before invoicing: a cached project
+    that Qondor's change check, started since, did not list is the project as it is. Read afresh: a resync, a
+    credit note (rare, so the read costs little, and it reverses money: it does not lean on the change feed's
+    assumption, docs/qondor-invoice-api.md §9a), a call outside an activity (CLI checks)."""
+    info = running_activity()
+    if request.fresh or invoice.credited_invoice_id is not None or info is None:
+        return None
+    return info.scheduled_time
 
 
 async def _heartbeat_progress(result: PollResult) -> None:

@@ -81,6 +81,8 @@ class Step(StrEnum):
     ENSURE_CONTACT = "accounting.ensure_contact"
     ENSURE_PROJECT_MANAGER = "accounting.ensure_project_manager"
     ENSURE_PROJECT = "accounting.ensure_project"
+    ENSURE_PARTIES = "accounting.ensure_parties"
+    """VALIDATE and the four ENSURE_* steps above in one activity (each as its own step would do it)."""
     CREATE_INVOICE = "accounting.create_invoice"
     CREDIT_INVOICE = "accounting.credit_invoice"
     CHECK_PAYMENT = "accounting.check_payment"
@@ -165,6 +167,14 @@ class StepResult(BaseModel):
     detail: str | None = None
 
 
+class PartiesResult(BaseModel):
+    """Result of ENSURE_PARTIES: the ids the invoice needs, and what each step did (its ``StepResult.action``,
+    by step name), so the activity's result in the UI still shows every step."""
+
+    refs: AccountingRefs = Field(default_factory=AccountingRefs)
+    actions: dict[str, str] = Field(default_factory=dict)
+
+
 class InvoiceResult(BaseModel):
     """What create_invoice / credit_invoice made."""
 
@@ -228,6 +238,10 @@ class SetPaidRequest(BaseModel):
 class LoadInvoiceRequest(BaseModel):
     office_id: int
     invoice_id: int
+    fresh: bool = False
+    """Read everything from Qondor, never from the worker's project cache: a resync (the operator changed something
+    in Qondor, maybe something its change feed does not show). Without it a cached project is used only when
+    Qondor's change check, run after this step was scheduled, vouches for it (clients/qondor_projects.py)."""
 
 
 class CheckPaymentRequest(BaseModel):
@@ -253,12 +267,6 @@ class OutcomeRequest(BaseModel):
     state: SyncState
 
 
-class PollRequest(BaseModel):
-    office_id: int
-    accounting_system: AccountingSystem
-    run_for_seconds: float = 600.0
-
-
 class PollResult(BaseModel):
     polls: int = 0
     started: int = 0
@@ -279,10 +287,23 @@ class SweepResult(BaseModel):
 
 
 class OfficeRunInput(BaseModel):
-    """Input of the per-office long-running workflows (queue poller, payment sweep)."""
+    """Input of the per-office workflows (queue poller, payment sweep)."""
 
     office_id: int
     accounting_system: AccountingSystem
+    office_ids: list[int] = Field(default_factory=list)
+    """The queue poller's offices: every office one Qondor subscription key serves (one call lists all their
+    queue items). Empty: ``office_id`` alone, as pollers started before group polling say (their runs keep going)."""
+
+    def offices(self) -> list[int]:
+        """The offices whose queue items this poller starts syncs for."""
+        return self.office_ids or [self.office_id]
+
+
+class PollRequest(OfficeRunInput):
+    """The queue poller's one long activity: poll ``offices()`` for ``run_for_seconds``."""
+
+    run_for_seconds: float = 600.0
 
 
 class InvoiceStatus(BaseModel):

@@ -36,6 +36,7 @@ from domain.qondor import Customer, InvoiceKind, Project, ProjectManager, Qondor
 from domain.sync import (
     QONDOR_QUEUE,
     WORKFLOW_QUEUE,
+    AccountingRefs,
     CheckPaymentRequest,
     InvoiceBundle,
     InvoiceResult,
@@ -43,6 +44,7 @@ from domain.sync import (
     LoadInvoiceRequest,
     NotifyRequest,
     OutcomeRequest,
+    PartiesResult,
     PaymentNotice,
     PollRequest,
     PollResult,
@@ -216,6 +218,30 @@ class StandIns:
             s._record(Step.VALIDATE, request)
             return StepResult(action="skipped", detail="valid")
 
+        parties = {
+            Step.VALIDATE: (validate, "skipped"),
+            Step.ENSURE_CUSTOMER: (ensure(Step.ENSURE_CUSTOMER, "3101"), "found"),
+            Step.ENSURE_CONTACT: (ensure(Step.ENSURE_CONTACT, "3102"), "found"),
+            Step.ENSURE_PROJECT_MANAGER: (ensure(Step.ENSURE_PROJECT_MANAGER, "3103"), "found"),
+            Step.ENSURE_PROJECT: (ensure(Step.ENSURE_PROJECT, "3104"), "found"),
+        }
+
+        @activity.defn(name=Step.ENSURE_PARTIES.value)
+        async def ensure_parties(request: StepRequest) -> PartiesResult:
+            """The five steps in one, each counted (and raising) as its own stand-in; an error names its step in
+            its details, as the real ``ensure_parties`` does."""
+            s._record(Step.ENSURE_PARTIES, request)
+            for step in parties:
+                try:
+                    s._record(step, request)
+                except ApplicationError as err:
+                    named = ApplicationError(err.message, step.value, type=err.type, non_retryable=err.non_retryable)
+                    raise named from None
+            return PartiesResult(
+                refs=AccountingRefs(customer_id="3101", contact_id="3102", employee_id="3103", project_id="3104"),
+                actions={step.value: action for step, (_, action) in parties.items()},
+            )
+
         @activity.defn(name=Step.CREATE_INVOICE.value)
         async def create_invoice(request: StepRequest) -> InvoiceResult:
             s._record(Step.CREATE_INVOICE, request)
@@ -252,11 +278,8 @@ class StandIns:
         return {
             QONDOR_QUEUE: [load_invoice, set_processed, set_failed, set_paid, poll_queue],
             ACCOUNTING_QUEUE: [
-                validate,
-                ensure(Step.ENSURE_CUSTOMER, "3101"),
-                ensure(Step.ENSURE_CONTACT, "3102"),
-                ensure(Step.ENSURE_PROJECT_MANAGER, "3103"),
-                ensure(Step.ENSURE_PROJECT, "3104"),
+                *(run for run, _ in parties.values()),
+                ensure_parties,
                 create_invoice,
                 credit_invoice,
                 check_payment,

@@ -61,7 +61,8 @@ async def pollers(stack: Stack, queue: str, kind: TaskQueueType.ValueType) -> se
 
 
 async def customer_steps(stack: Stack, items: Sequence[int]) -> list[tuple[str, datetime, datetime]]:
-    """(worker identity, start, end) of every completed attempt of the syncs' customer step, from the histories."""
+    """(worker identity, start, end) of every completed attempt of the syncs' party steps (``ensure_parties``, which
+    ensures the customer), from the histories."""
     steps = []
     for item in items:
         scheduled: set[int] = set()
@@ -69,7 +70,7 @@ async def customer_steps(stack: Stack, items: Sequence[int]) -> list[tuple[str, 
         async for event in stack.handle(item).fetch_history_events():
             at = event.event_time.ToDatetime(tzinfo=UTC)
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                if event.activity_task_scheduled_event_attributes.activity_type.name == Step.ENSURE_CUSTOMER.value:
+                if event.activity_task_scheduled_event_attributes.activity_type.name == Step.ENSURE_PARTIES.value:
                     scheduled.add(event.event_id)
             elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
                 attrs = event.activity_task_started_event_attributes

@@ -38,7 +38,7 @@ from harness import new_stack
 from workers import codec
 from workers.codec import CodecConfigError, CodecKey, CodecKeyError, EncryptionCodec, generate_key
 from workers.codec_server import create_app, new_token
-from workflows.invoice_sync import RESYNC_DURING_ALERT
+from workflows.invoice_sync import COARSE_ENSURE, RESYNC_DURING_ALERT
 
 CLI = [sys.executable, "-m", "workers.cli"]
 SHARED_ORG, UNMAPPED = 9002, 9004
@@ -106,7 +106,7 @@ def leaks(raw: bytes, needles: set[str]) -> list[str]:
     return sorted(n for n in needles if n.encode() in raw)
 
 
-PATCH_IDS = (RESYNC_DURING_ALERT,)
+PATCH_IDS = (RESYNC_DURING_ALERT, COARSE_ENSURE)
 PATCH_MARKER = "core_patch"
 """The SDK records a ``workflow.patched`` marker itself, outside the data converter: its only payload is the
 patch id (a constant of ours, e.g. ``resync-during-alert``), never data of an invoice."""

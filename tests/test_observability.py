@@ -228,7 +228,7 @@ async def test_one_invoice_sync_is_one_trace(temporal_env: WorkflowEnvironment, 
     names = {s.name for s in trace_spans}
     assert "RunWorkflow:InvoiceSync" in names
     assert "InvoiceDiscovered" in names  # the root: the discovery of the queue item
-    for step in (Step.LOAD_INVOICE, Step.ENSURE_CUSTOMER, Step.CREATE_INVOICE, Step.SET_PROCESSED):
+    for step in (Step.LOAD_INVOICE, Step.ENSURE_PARTIES, Step.CREATE_INVOICE, Step.SET_PROCESSED):
         step = step.value
         assert f"StartActivity:{step}" in names and f"RunActivity:{step}" in names, f"{step} not in the trace"
     http = [s for s in trace_spans if s.attributes.get("qondor_sync.system")]

@@ -79,13 +79,13 @@ async def completed(handle: WorkflowHandle, step: Step) -> int:
 
 
 async def resync(stack: Stack, invoice_id: int) -> None:
-    """Send ``resync`` and wait until the workflow has run its last ensure step again."""
+    """Send ``resync`` and wait until the workflow has run its ensure steps again."""
     handle = stack.handle(invoice_id)
-    before = await completed(handle, Step.ENSURE_PROJECT)
+    before = await completed(handle, Step.ENSURE_PARTIES)
     await handle.signal("resync")
 
     async def done() -> bool:
-        return await completed(handle, Step.ENSURE_PROJECT) > before
+        return await completed(handle, Step.ENSURE_PARTIES) > before
 
     await wait_until(done, 20, f"the resync of {invoice_id}")
     await stack.wait_for_state(invoice_id, SyncState.AWAITING_PAYMENT)

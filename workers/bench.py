@@ -114,6 +114,10 @@ RATE_ENV = ("QONDOR_SYNC_QONDOR_ACTIVITIES_PER_SECOND", *(spec.rate_env for spec
 # Id ranges per phase: Qondor invoice, customer, contact, project and PM ids all start at the phase's start id.
 # Project numbers are the office id and the project id modulo 100,000, so the ranges must not overlap there.
 CALLS_START = 1_000
+REPEAT_POLL = 10
+"""Repeat invoices queued at once in the calls phase (their loads share Qondor's project change checks)."""
+PROJECT_CHANGE_CHECK = "GET /Project/v1/Project/GetAll"
+"""The call that vouches for cached projects, shared by the loads of one poll (clients/qondor_projects.py)."""
 THROUGHPUT_START = 10_000
 MAX_INVOICES = 30_000
 LATENCY_START = 40_000
@@ -472,19 +476,41 @@ class Bench(FinagoPhases):
         self.report.add("Tripletex calls, repeat customer+project", str(repeat_calls), "<= 2",
                         repeat_calls <= 2 and repeat_status in DONE)
         polls = {k: n for k, n in qondor_calls[2].items() if k.startswith("GET ") and "Unprocessed" in k}
-        repeat_qondor = {k: n for k, n in qondor_calls[2].items() if k not in polls}
+        checks = {k: n for k, n in qondor_calls[2].items() if k == PROJECT_CHANGE_CHECK}
+        repeat_qondor = {k: n for k, n in qondor_calls[2].items() if k not in polls and k not in checks}
+        poll_qondor, poll_size = await self.repeat_poll(warm_doc["invoices"][0])
         self.report.figures["calls"].update(qondor_repeat=sum(repeat_qondor.values()),
                                             qondor_repeat_detail=repeat_qondor, qondor_polls_meanwhile=polls,
-                                            qondor_new_party_detail=dict(qondor_calls[1]))
+                                            qondor_change_checks=sum(checks.values()),
+                                            qondor_new_party_detail=dict(qondor_calls[1]),
+                                            qondor_repeat_poll=poll_qondor, qondor_repeat_poll_size=poll_size)
         self.report.add("Qondor calls, repeat customer+project", str(sum(repeat_qondor.values())), "<= 3",
-                        sum(repeat_qondor.values()) <= 3, note=f"{_detail(repeat_qondor)}; queue polls meanwhile "
-                        f"(shared by the poll's items) {sum(polls.values())}")
+                        sum(repeat_qondor.values()) <= 3, note=f"{_detail(repeat_qondor)}; shared by the loads of "
+                        f"one poll: project change checks {sum(checks.values())} (this invoice was alone), queue "
+                        f"polls meanwhile {sum(polls.values())}")
+        per_invoice = sum(n for k, n in poll_qondor.items() if "Unprocessed" not in k) / poll_size
+        self.report.add(f"  Qondor calls per repeat invoice, {poll_size} in one poll", f"{per_invoice:.2f}",
+                        note=f"change checks included, queue polls not: {_detail(poll_qondor)}")
         self.report.add("  one-time calls (first invoice only)", f"{one_time} (session + VAT types)",
                         note=f"cold first invoice: {sum(cold.values())} calls in all, "
                              f"{sum(cold.values()) - one_time} without them")
         print(f"  cold {sum(cold.values())} (one-time {one_time}), new-party {new_calls}: "
               f"{_detail(warm)}; repeat {repeat_calls}: {_detail(repeat)}; Qondor for the repeat: "
-              f"{_detail(repeat_qondor)} (+ queue polls {_detail(polls)})", flush=True)
+              f"{_detail(repeat_qondor)} (+ project change checks {_detail(checks)}, queue polls {_detail(polls)})",
+              flush=True)
+
+    async def repeat_poll(self, invoice: dict[str, Any]) -> tuple[dict[str, int], int]:
+        """Qondor calls of REPEAT_POLL copies of ``invoice`` (a repeat customer and project) queued at once, so one
+        poll lists them all and their loads share the project change checks."""
+        first = CALLS_START + 30
+        copies = [{**invoice, "id": first + n, "invoiceNumber": f"{self.office_id}-{first + n}"}
+                  for n in range(REPEAT_POLL)]
+        before = Counter(self.qondor.request_log()["counts"])
+        ids = self.qondor.add_invoices(copies)
+        self.synced.extend(ids)
+        await self.wait_final(ids, 60)
+        await asyncio.sleep(0.3)
+        return dict(Counter(self.qondor.request_log()["counts"]) - before), len(ids)
 
     # --- 1. throughput ---------------------------------------------------------------------------
 
@@ -550,6 +576,7 @@ class Bench(FinagoPhases):
         }
         if tripletex:
             figures["tripletex_calls_per_invoice"] = figures["accounting_calls_per_invoice"]
+        await self.history_size(label, office_id, doc, done, figures)
         note = f"{len(done)}/{n} in {fmt(duration, ' s', 1)}; queue -> last {fmt(wall, ' s', 1)}"
         if tripletex:
             self.report.add("Throughput (first start -> last SetAsProcessed)", f"{fmt(rate, ' inv/s')}",
@@ -592,6 +619,24 @@ class Bench(FinagoPhases):
         if rate is not None and rate < 10:
             self.report.notes.append(f"{prefix}" + self._limit_note(cpu, busy, span))
         return figures
+
+    async def history_size(self, label: str, office_id: int, doc: dict[str, Any], done: list[int],
+                           figures: dict[str, Any]) -> None:
+        """Events and bytes of the history of the last synced offer invoice (a repeat customer and project), as
+        the server stores it (encrypted payloads): what every invoice costs the server to write and to replay."""
+        offers = {i["id"] for i in doc["invoices"] if InvoiceKind(i["kind"]) is InvoiceKind.CUSTOMER_OFFER_INVOICE}
+        invoice_id = next((i for i in reversed(done) if i in offers), done[-1] if done else None)
+        if invoice_id is None:
+            return
+        lines = next(len(i["lines"]) for i in doc["invoices"] if i["id"] == invoice_id)
+        history = await self.client.get_workflow_handle(invoice_workflow_id(office_id, invoice_id)).fetch_history()
+        size = sum(e.ByteSize() for e in history.events)
+        figures.update(history_events=len(history.events), history_bytes=size, history_invoice_lines=lines)
+        tripletex = label == "Tripletex"
+        self.report.add("  history of one synced repeat invoice", f"{size / 1024:.1f} KB", "<= 10 KB" if tripletex
+                        else "", (size <= 10 * 1024) if tripletex else None,
+                        note=f"{label} invoice {invoice_id} ({lines} lines) until awaiting payment: "
+                             f"{len(history.events)} events")
 
     async def _start_times(self, first_id: int, last_id: int, office_id: int | None = None) -> dict[int, datetime]:
         """Workflow start time per Qondor invoice id (from visibility)."""

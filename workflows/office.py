@@ -1,8 +1,10 @@
-"""Per-office workflows: the invoicing-queue poller and the payment sweep.
+"""Office workflows: the invoicing-queue poller and the payment sweep.
 
-The poller is one long-running workflow per office whose single activity polls every few seconds and
-heartbeats (Temporal's "frequent polling" pattern: no history growth per poll); it returns after a
-while and the workflow continues as new. The sweep runs from a Temporal Schedule.
+The poller is one long-running workflow per Qondor subscription key (a key serves many offices, and one call
+lists every office's queue items): its single activity polls every few seconds and heartbeats (Temporal's
+"frequent polling" pattern: no history growth per poll); it returns after a while and the workflow continues as
+new. One poller per key instead of per office keeps idle offices cheap (issue 11: 200 idle offices under 10% of a
+core). The sweep runs from a Temporal Schedule, per office.
 """
 
 from __future__ import annotations
@@ -34,15 +36,18 @@ is discovered within 15 s. The activity heartbeats every ``activities.common.HEA
 
 @workflow.defn(name="QueuePoller")
 class QueuePoller:
-    """Discovers new queue items of one office and starts one InvoiceSync per item."""
+    """Discovers new queue items of the offices one Qondor key serves and starts one InvoiceSync per item.
+
+    A run started before group polling (its input names one office) polls that office, as it did."""
 
     @workflow.run
     async def run(self, input: OfficeRunInput) -> None:
-        workflow.set_current_details(f"Polling the Qondor invoicing queue of office {input.office_id}.")
+        workflow.set_current_details(f"Polling the Qondor invoicing queue of {offices_text(input.offices())}.")
         await workflow.execute_activity(
             Step.POLL_QUEUE.value,
             PollRequest(
-                office_id=input.office_id, accounting_system=input.accounting_system, run_for_seconds=POLL_RUN_SECONDS
+                office_id=input.office_id, accounting_system=input.accounting_system, office_ids=input.offices(),
+                run_for_seconds=POLL_RUN_SECONDS,
             ),
             task_queue=own_queues().qondor,
             result_type=PollResult,
@@ -52,6 +57,19 @@ class QueuePoller:
             summary="Poll the invoicing queue",
         )
         workflow.continue_as_new(input)
+
+
+OFFICES_SHOWN = 10
+"""How many office ids a poller's description lists."""
+
+
+def offices_text(office_ids: list[int]) -> str:
+    """A poller's offices for people (current details, summaries, logs): ``office 7``, ``3 offices: 1, 2, 5``;
+    a long list is cut (200 offices share a key in one deployment)."""
+    if len(office_ids) == 1:
+        return f"office {office_ids[0]}"
+    shown = ", ".join(str(i) for i in office_ids[:OFFICES_SHOWN])
+    return f"{len(office_ids)} offices: {shown}{', ...' if len(office_ids) > OFFICES_SHOWN else ''}"
 
 
 @workflow.defn(name="PaymentSweep")

@@ -134,6 +134,10 @@ def _parse_instant(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _unstamped(project: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in project.items() if k != "settingsLastEditedDate"}
+
+
 def money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
@@ -208,7 +212,7 @@ class QondorState:
                 for customer_id in customer_ids or [None]:
                     self._link_contact(person, customer_id)
             for project in projects:
-                self.projects[project["id"]] = project
+                self.projects[project["id"]] = self._stamped(project)
             for invoice in invoices:
                 self._store_new_invoice(invoice, via="seed")
         return {"offices": len(offices), "customers": len(customers),
@@ -315,6 +319,19 @@ class QondorState:
         if "status" in project:
             project["statusText"] = PROJECT_STATUS_LABELS[ProjectStatus(project["status"])]
         if not project.get("settingsLastEditedDate"):
+            project["settingsLastEditedDate"] = format_datetime(self.now())
+        return project
+
+    def _stamped(self, project: dict[str, Any]) -> dict[str, Any]:
+        """An upsert that changes a stored project is an edit in Qondor: it moves ``settingsLastEditedDate`` to now
+        (unless the seed gives a later one), so ``Project/GetAll?changedAfter`` lists it, as the worker's project
+        cache assumes of the real service (docs/qondor-invoice-api.md §9a). A new or otherwise unchanged project keeps
+        the stamp the seed gives (now when it gives none). Caller holds the lock."""
+        stored = self.projects.get(project["id"])
+        if stored is None or _unstamped(stored) == _unstamped(project):
+            return project
+        given = _parse_instant(project.get("settingsLastEditedDate"))
+        if given is None or given < self.now():
             project["settingsLastEditedDate"] = format_datetime(self.now())
         return project
 
