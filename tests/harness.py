@@ -243,6 +243,16 @@ def new_stack(
                  queues=stack_queues(office_id))
 
 
+def sample_stack_with_one_invoice(client: Client, tmp_path: Path, invoice_no: int) -> Stack:
+    """The sample office's master data with only its invoice ``invoice_no`` (e.g. 501) in the queue; worker running."""
+    stack = new_stack(client, tmp_path, seed={})
+    sample = sample_office_data(stack.office_id)
+    wanted = stack.office_id * 1000 + invoice_no
+    stack.qondor.seed({**sample, "invoices": [i for i in sample["invoices"] if i["id"] == wanted]})
+    stack.start_worker()
+    return stack
+
+
 def stack_queues(office_id: int) -> TaskQueues:
     """The task queues of the stack of ``office_id`` (for helpers that know the office, not the stack)."""
     return TaskQueues(f"test-{office_id}-")

@@ -18,7 +18,7 @@ from test_repeat_and_resync import OFFER_1, OFFER_2, resync, sample_invoice, syn
 from domain.qondor import QueueStatus
 from domain.sync import SyncState
 from emulators.qondor.sample import project_manager, sample_office_data
-from harness import Stack, new_stack
+from harness import Stack, sample_stack_with_one_invoice
 
 PER_INVOICE = ("GET /Invoicing/v1/Invoice/{id}", "GET /Customer/v1/Customer/{id}",
                "PUT /Invoicing/v1/Invoice/SetAsProcessed")
@@ -29,10 +29,7 @@ CHANGE_CHECK = "GET /Project/v1/Project/GetAll"
 @pytest.fixture
 async def stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
     """The sample office with only its first offer invoice queued, already synced (its project read once)."""
-    s = new_stack(temporal_env.client, tmp_path, seed={})
-    sample = sample_office_data(s.office_id)
-    s.qondor.seed({**sample, "invoices": [i for i in sample["invoices"] if i["id"] == s.office_id * 1000 + OFFER_1]})
-    s.start_worker()
+    s = sample_stack_with_one_invoice(temporal_env.client, tmp_path, OFFER_1)
     await sync_one(s, s.office_id * 1000 + OFFER_1)
     yield s
     await s.close()

@@ -20,7 +20,7 @@ from accounting.tripletex.emulator.gateway import normalised_path
 from domain.qondor import QueueStatus
 from domain.sync import Step, SyncState
 from emulators.qondor.sample import bulk_invoices, sample_office_data
-from harness import Stack, new_stack, wait_until
+from harness import Stack, sample_stack_with_one_invoice, wait_until
 from workers.demo import tripletex_duplicates
 
 OFFER_1, OFFER_2, BOOKING, CARD = 501, 502, 504, 505
@@ -30,10 +30,7 @@ WRITES = {"POST", "PUT", "DELETE"}
 @pytest.fixture
 async def stack(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Stack]:
     """The sample office's master data with only the first offer invoice in the queue; worker running."""
-    s = new_stack(temporal_env.client, tmp_path, seed={})
-    sample = sample_office_data(s.office_id)
-    s.qondor.seed({**sample, "invoices": [i for i in sample["invoices"] if i["id"] == s.office_id * 1000 + OFFER_1]})
-    s.start_worker()
+    s = sample_stack_with_one_invoice(temporal_env.client, tmp_path, OFFER_1)
     yield s
     await s.close()
 
