@@ -44,7 +44,8 @@ def seed_invoices(state: TripletexState, n: int) -> list[dict[str, Any]]:
                                            "reference": None})
             number = state.next_number("invoice")
             invoice = {**template, "id": None, "invoiceNumber": number, "kid": invoicing._kid(number),
-                       "orders": [{"id": order["id"]}], "_payments": [], "projectInvoiceDetails": None}
+                       "orders": [{"id": order["id"]}], "_payments": [], "projectInvoiceDetails": None,
+                       "postings": [dict(p) for p in template.get("postings") or []]}  # not one list shared by all
             made.append(state.insert("invoice", {k: v for k, v in invoice.items()
                                                  if v is not None or k.startswith("_")}))
         return made

@@ -861,7 +861,10 @@ class Bench(FinagoPhases):
                 number = state.next_number("invoice")
                 invoice = {**template, "id": None, "invoiceNumber": number, "invoiceDate": day.isoformat(),
                            "invoiceDueDate": (day + timedelta(days=14)).isoformat(), "kid": invoicing._kid(number),
-                           "orders": [{"id": order["id"]}], "_payments": [], "projectInvoiceDetails": None}
+                           "orders": [{"id": order["id"]}], "_payments": [], "projectInvoiceDetails": None,
+                           # each clone its own postings: a shared list got every clone's payment postings
+                           # (301 per invoice, 14 MB pages), which inflated the sweep's worker memory
+                           "postings": [dict(p) for p in template.get("postings") or []]}
                 for key in ("amountOutstanding", "amountCurrencyOutstanding", "amountOutstandingTotal",
                             "amountCurrencyOutstandingTotal"):
                     invoice[key] = 0 if settled else template["amount"]

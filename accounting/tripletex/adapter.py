@@ -68,10 +68,10 @@ PROJECTS_WITH_INVOICES = "created with the first invoice (costs_sales off)"
 """Why the Tripletex project sync skips a project: without cost/sales sync the first invoice creates it."""
 REFERENCE_TTL_SECONDS = 600.0
 """How long VAT types are reused before they are read again."""
-SWEEP_FIELDS = (
-    "id,invoiceNumber,invoiceDate,amount,amountOutstanding,isCredited,isCreditNote,orders(id),postings(date,amount,type)"
-)
-CHECK_FIELDS = "id,amount,amountOutstanding,isCredited,isCreditNote,postings(date,amount,type)"
+SWEEP_FIELDS = "id,invoiceNumber,amount,amountOutstanding,isCredited,isCreditNote,orders(id),postings(date,type)"
+"""What the payment sweep asks for of each invoice: what ``_observations`` reads, no more (a page holds 1,000
+invoices, each with every posting of its payments)."""
+CHECK_FIELDS = "id,amount,amountOutstanding,isCredited,isCreditNote,postings(date,type)"
 """What the workflow's fallback payment check asks for (one invoice)."""
 PAYMENT_POSTING = "INCOMING_PAYMENT"
 """The type of an invoice's posting that records a payment (its date is the payment date)."""
@@ -540,10 +540,11 @@ class TripletexAdapter:
                       "date_to": date.today() + timedelta(days=1)}
             seen: set[int] = set()
             async for page in client.iter_invoice_pages(**window, fields=SWEEP_FIELDS):
-                seen |= {int(found["id"]) for found in page}
-                yield _observations(page)
-                total = page.full_result_size
-                if page.start == 0 and total is not None and _calls(total, PAGE) > 1 + _calls(len(by_id), IDS_PER_CALL):
+                observed, first, total = _observations(page), page.start == 0, page.full_result_size
+                del page  # not held while the engine signals and the next page is read (see ``client.pages``)
+                seen |= {int(s.invoice_id) for s in observed}
+                yield observed
+                if first and total is not None and _calls(total, PAGE) > 1 + _calls(len(by_id), IDS_PER_CALL):
                     async for rest in self._by_id(client, sorted(set(by_id) - seen)):
                         yield rest
                     break
@@ -576,7 +577,9 @@ class TripletexAdapter:
                 date_from=ANY_DATE, date_to=date.today() + timedelta(days=366 * LOOKUP_YEARS_AHEAD),
                 fields=SWEEP_FIELDS, ids=ids[start : start + IDS_PER_CALL],
             ):
-                yield _observations(page)
+                observed = _observations(page)
+                del page  # as in ``observe_payments``: one page at a time
+                yield observed
 
     # --- helpers ---------------------------------------------------------------------------------
 

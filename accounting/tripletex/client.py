@@ -330,28 +330,34 @@ class TripletexClient:
         """
         start = 0
         while True:
-            query = {**self._with_fields(params, fields), "from": start, "count": count}
-            headers = {"If-None-Match": digests.get(start, "0")} if digests is not None else None
-            response = await self._send("GET", path, params=query, headers=headers)
-            if response.status_code == 304:
-                assert digests is not None
-                yield ListPage([], start, version_digest=digests.get(start), not_modified=True)
-                start += count
-                continue
-            data = self._decode(response)
-            values = data.get("values") or []
-            yield ListPage(values, start, data.get("fullResultSize"), data.get("versionDigest"))
-            if len(values) < count:
+            page = await self._list_page(path, params, fields, start, count, digests=digests)
+            last = not page.not_modified and len(page) < count
+            yield page
+            # Dropped before the next page is read: a page (1,000 invoices with their postings) is the largest
+            # thing a sweep holds, and two at once would double the worker's peak.
+            del page
+            if last:
                 return
             start += count
+
+    async def _list_page(self, path: str, params: dict | None, fields: str | None, start: int, count: int, *,
+                         digests: Mapping[int, str] | None = None, sorting: str | None = None) -> ListPage:
+        """One page of a list call (``pages``, ``page``): only its values outlive the call, not the parsed body
+        around them."""
+        query = {**self._with_fields(params, fields), "from": start, "count": count, "sorting": sorting}
+        headers = {"If-None-Match": digests.get(start, "0")} if digests is not None else None
+        response = await self._send("GET", path, params=query, headers=headers)
+        if response.status_code == 304:
+            assert digests is not None
+            return ListPage([], start, version_digest=digests.get(start), not_modified=True)
+        data = self._decode(response)
+        return ListPage(data.get("values") or [], start, data.get("fullResultSize"), data.get("versionDigest"))
 
     async def page(self, path: str, params: dict | None, fields: str | None, start: int, count: int,
                    sorting: str | None = "id") -> ListPage:
         """One page of a list call from index ``start`` (for readers that resume from a cursor); sorted by id
         by default, so that records added later come last and offsets stay put."""
-        query = {**self._with_fields(params, fields), "from": start, "count": count, "sorting": sorting}
-        data = self._decode(await self._send("GET", path, params=query))
-        return ListPage(data.get("values") or [], start, data.get("fullResultSize"), data.get("versionDigest"))
+        return await self._list_page(path, params, fields, start, count, sorting=sorting)
 
     async def list(self, path: str, params: dict | None = None, fields: str | None = None,
                    count: int = 1000) -> list[dict]:
@@ -468,7 +474,7 @@ class TripletexClient:
         params = {"sendToCustomer": send_to_customer, **self._prepayment(payment_type_id, paid_amount)}
         return await self.post("/invoice", body, params)
 
-    async def iter_invoice_pages(
+    def iter_invoice_pages(
         self,
         *,
         date_from: date,
@@ -480,11 +486,11 @@ class TripletexClient:
         ids: Sequence[int] | None = None,
     ) -> AsyncIterator[ListPage]:
         """Pages of ``GET /invoice`` for ``date_from`` <= invoiceDate < ``date_to`` (one call per page); ``ids``
-        narrows it to those invoices (the spec's comma-separated list of ids)."""
+        narrows it to those invoices (the spec's comma-separated list of ids). ``pages`` itself, not a generator
+        around it: a wrapper would hold on to each page while the next one is read."""
         params = {"invoiceDateFrom": date_from, "invoiceDateTo": date_to, "customerId": customer_id,
                   "id": ",".join(str(i) for i in ids) if ids else None}
-        async for page in self.pages("/invoice", params, fields, count, digests):
-            yield page
+        return self.pages("/invoice", params, fields, count, digests)
 
     async def find_invoices(self, *, date_from: date, date_to: date, customer_id: int | None = None,
                             fields: str = "*", count: int = 1000) -> list[dict]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
 from accounting.tripletex import (
     TripletexAuthError,
@@ -145,6 +148,40 @@ async def test_lists_page_until_a_short_page(client: TripletexClient, state: Tri
     assert [c["name"] for c in found] == [f"Kunde {n}" for n in range(5)]
     pages = [r.query for r in state.requests if r.method == "GET"]
     assert [q.split("from=")[1].split("&")[0] for q in pages] == ["0", "2", "4"]
+
+
+class _LivePagesProbe(httpx.AsyncBaseTransport):
+    """The emulator's transport, counting before each GET the parsed invoice lists (``fields=id,invoiceNumber``)
+    still alive in the process: the pages read earlier that someone still holds."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.held: list[int] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            self.held.append(sum(1 for o in gc.get_objects() if isinstance(o, list) and o and isinstance(o[0], dict)
+                                 and o[0].keys() == {"id", "invoiceNumber"}))
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_page_is_let_go_before_the_next_is_read(app: Starlette, client: TripletexClient,
+                                                        order_body: Any) -> None:
+    """Why: the payment sweep reads pages of 1,000 invoices with their postings; a page still held (by the
+    client's generator, or a wrapper around it) while the next is fetched and parsed doubles the worker's peak."""
+    customer = await client.create_customer({"name": "Mange Fakturaer AS"})
+    for _ in range(5):
+        await client.create_invoice({"invoiceDate": "2025-03-03", "orders": [order_body(customer["id"])]})
+    probe = _LivePagesProbe(app)
+    async with TripletexClient("http://tripletex.test/v2", DEFAULT_CONSUMER_TOKEN, DEFAULT_EMPLOYEE_TOKEN,
+                               transport=probe) as reader:
+        read = 0
+        async for page in reader.iter_invoice_pages(date_from=date(2025, 3, 1), date_to=date(2025, 4, 1),
+                                                    fields="id,invoiceNumber", count=2):
+            read += len(page)
+            del page
+    assert read == 5
+    assert probe.held == [0, 0, 0], "a page read earlier was still held while the next was read"
 
 
 async def test_find_helpers_turn_containing_filters_into_exact_matches(client: TripletexClient) -> None:
