@@ -65,11 +65,11 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psutil
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -1067,10 +1067,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def run_to_exit(benchmark: Coroutine[Any, Any, int | None]) -> NoReturn:
+    """Run a benchmark's coroutine and leave with ``os._exit``, as the CLI does: the Temporal core runtime may crash
+    the interpreter during teardown ("PyGILState_Release" after the figures were printed, exit 134)."""
     try:
-        code = asyncio.run(run(args))
+        code = asyncio.run(benchmark) or 0
     except (KeyboardInterrupt, asyncio.CancelledError):
         code = 130
     except Exception:
@@ -1078,7 +1079,11 @@ def main(argv: list[str] | None = None) -> None:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)  # as the CLI does: the Temporal core runtime may crash the interpreter during teardown
+    os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_to_exit(run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ takes. A re-run writes nothing, so it is not paced by Qondor at all.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from domain.sync import WORKFLOW_QUEUE, ActualsInput, ActualsResult
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.server import serve_in_thread
 from store import Store
-from workers.bench import Sampler, WorkerProcess
+from workers.bench import Sampler, WorkerProcess, run_to_exit
 from workers.devstack import office_document, start_temporal, toml_document
 from workflows.actuals_sync import ActualsSync
 
@@ -188,4 +187,4 @@ async def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_to_exit(main())

@@ -33,6 +33,7 @@ from domain.sync import WORKFLOW_QUEUE, DirectoryInput, DirectoryResult
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import org_number
 from store import Store
+from workers.bench import run_to_exit
 from workers.devstack import demo_config, office_document, start_temporal
 from workers.worker import SyncWorker, WorkerSettings
 from workflows.directory_sync import DirectorySync
@@ -161,4 +162,4 @@ async def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_to_exit(main())

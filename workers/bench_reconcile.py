@@ -34,6 +34,7 @@ from domain.qondor import QueueStatus
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import bulk_invoices, without_customer_references
 from store import Store
+from workers.bench import run_to_exit
 from workers.bench_directory import accounting_calls, qondor_calls
 from workers.devstack import demo_config, office_document, start_temporal
 from workers.worker import SyncWorker, WorkerSettings
@@ -137,5 +138,4 @@ async def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-
+    run_to_exit(main())
