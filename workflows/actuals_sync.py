@@ -35,12 +35,10 @@ with workflow.unsafe.imports_passed_through():
         Step,
         oslo_date,
     )
-    from workflows.alerts import ALERT_OPTIONS, grouped_lines
+    from workflows.alerts import ALERT_OPTIONS, REPORT_OPTIONS, grouped_lines, keep_problems
     from workflows.queues import own_queues
 
 PAGES_PER_RUN = 40
-PROBLEMS_KEPT = 20
-"""Distinct failure messages kept in the result (the CLI shows them); every one goes to Slack."""
 NEXT_PHASE = {
     ActualsPhase.COSTS: ActualsPhase.SALES,
     ActualsPhase.SALES: ActualsPhase.REMOVE_COSTS,
@@ -113,9 +111,7 @@ class ActualsSync:
             result.pages += 1
             (result.costs if kind is ActualKind.COST else result.sales).add(page.counts)
             if page.failures:
-                for failure in page.failures:
-                    if failure.message not in result.problems and len(result.problems) < PROBLEMS_KEPT:
-                        result.problems.append(failure.message)
+                keep_problems(result.problems, (failure.message for failure in page.failures))
                 await self._alert(input, page.failures)
             if page.done:
                 phase, cursor = NEXT_PHASE[phase], None
@@ -124,12 +120,7 @@ class ActualsSync:
             workflow.set_current_details(f"{phase.value}: {result.describe()}")
         result.phase = phase
         await workflow.execute_activity(
-            Step.ACTUALS_REPORT.value,
-            result,
-            task_queue=queue,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
-            summary="Record the run in the audit trail",
+            Step.ACTUALS_REPORT.value, result, task_queue=queue, **REPORT_OPTIONS
         )
         outcome = f"stopped: {result.error}; " if result.error else "done: "
         workflow.set_current_details(outcome + result.describe())

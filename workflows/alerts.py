@@ -1,4 +1,4 @@
-"""Slack alerts of the scheduled runs (customer and project sync, cost and sales sync), written once.
+"""Slack alerts and the run report of the scheduled runs (customer and project sync, cost and sales sync), written once.
 
 A run reports each page's new failures in one message: items that share a message are grouped under it, and
 at most ``ALERT_LINES`` distinct messages are listed (the rest are counted), so a page of a thousand failures
@@ -18,6 +18,15 @@ ALERT_LINES = 30
 """At most this many distinct messages in one Slack alert; the rest are counted."""
 SOURCES_SHOWN = 5
 """At most this many items named after one message."""
+PROBLEMS_KEPT = 20
+"""At most this many distinct failure messages kept in a run's result (all of them went to Slack)."""
+
+
+def keep_problems(problems: list[str], messages: Iterable[str]) -> None:
+    """Add each message not kept yet to the run's ``problems``, up to PROBLEMS_KEPT."""
+    for message in messages:
+        if message not in problems and len(problems) < PROBLEMS_KEPT:
+            problems.append(message)
 
 
 def grouped_lines(failures: Iterable[tuple[str, str]]) -> str:
@@ -42,3 +51,11 @@ ALERT_OPTIONS: dict[str, Any] = {
 }
 """Options of the NOTIFY activity. Each workflow calls ``workflow.execute_activity`` itself (in its own
 ``_notify``), so the fingerprint guard (tests/workflow_fingerprints.py) still sees the command in the workflow."""
+
+
+REPORT_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=1),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
+    "summary": "Record the run in the audit trail",
+}
+"""Options of a run's report activity (the audit trail entry with its counts); called by each workflow itself."""

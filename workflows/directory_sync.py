@@ -31,12 +31,10 @@ with workflow.unsafe.imports_passed_through():
         NotifyRequest,
         Step,
     )
-    from workflows.alerts import ALERT_OPTIONS, grouped_lines
+    from workflows.alerts import ALERT_OPTIONS, REPORT_OPTIONS, grouped_lines, keep_problems
     from workflows.queues import own_queues
 
 PAGES_PER_RUN = 40
-PROBLEMS_KEPT = 20
-"""Distinct failure messages kept in the result (the CLI shows them); every one goes to Slack."""
 PAGE_STEPS = {DirectoryPhase.CUSTOMERS: Step.DIRECTORY_CUSTOMERS, DirectoryPhase.PROJECTS: Step.DIRECTORY_PROJECTS}
 NEXT_PHASE = {DirectoryPhase.CUSTOMERS: DirectoryPhase.PROJECTS, DirectoryPhase.PROJECTS: DirectoryPhase.DONE}
 
@@ -107,9 +105,7 @@ class DirectorySync:
             if page.note:
                 result.notes.append(page.note)
             if page.failures:
-                for failure in page.failures:
-                    if failure.message not in result.problems and len(result.problems) < PROBLEMS_KEPT:
-                        result.problems.append(failure.message)
+                keep_problems(result.problems, (failure.message for failure in page.failures))
                 await self._alert(input, page.failures)
             if page.done:
                 phase, after = NEXT_PHASE[phase], None
@@ -117,12 +113,7 @@ class DirectorySync:
                 after = page.after
             workflow.set_current_details(f"{phase.value}: {result.describe()}")
         await workflow.execute_activity(
-            Step.DIRECTORY_REPORT.value,
-            result,
-            task_queue=queue,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
-            summary="Record the run in the audit trail",
+            Step.DIRECTORY_REPORT.value, result, task_queue=queue, **REPORT_OPTIONS
         )
         outcome = f"stopped: {result.error}; " if result.error else "done: "
         workflow.set_current_details(outcome + result.describe())
