@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+from test_worker_crash import Workers
 
 from domain.qondor import ProjectStatus
 from domain.sync import DirectoryInput, DirectoryResult
 from emulators.qondor.sample import org_number
+from emulators.server import serve_in_thread
 from harness import Stack
+from workers.devstack import office_document, toml_document
 from workflows.directory_sync import DirectorySync
 
 START = date.today() + timedelta(days=40)
@@ -22,6 +27,23 @@ def unpaced_finago() -> dict[str, Any]:
 
     section = SYSTEMS["finago"].emulator_office("http://finago.test")["accounting"]
     return {"accounting": {**section, "max_calls_per_hour": 100_000_000}}
+
+
+def loopback_workers(stack: Stack, tmp_path: Path, system: str, office: dict[str, Any]) -> Workers:
+    """Worker processes for ``stack`` (crash tests of the scheduled runs): its emulators served on loopback and an
+    office file pointing at them, unpaced (Qondor and, for 24SevenOffice, the client's hourly budget); ``office``:
+    more office settings (its flows, ...)."""
+    stack.servers = [serve_in_thread(stack.qondor_app), serve_in_thread(stack.accounting_asgi)]
+    urls = [s.url for s in stack.servers]
+    if system == "finago":
+        accounting = unpaced_finago()["accounting"] | {"api_base_url": urls[1], "webservices_base_url": urls[1]}
+        office = office | {"accounting": accounting}
+    document = office_document(stack.office_id, *urls, qondor_calls_per_second=0, system=system, **office)
+    office_file = tmp_path / f"offices-{system}.toml"
+    office_file.write_text(toml_document([document]))
+    workers = Workers(stack.client, tmp_path, office_file)
+    workers.env.update(stack.queue_env)
+    return workers
 
 
 def now_text() -> str:

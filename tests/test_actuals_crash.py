@@ -17,15 +17,13 @@ from typing import Any
 
 import pytest
 from actuals_support import actual_state, costs, expected, ledger, qondor_seed, reseed, seed_documents
-from directory_support import unpaced_finago
+from directory_support import loopback_workers
 from temporalio.testing import WorkflowEnvironment
 from test_directory_crash import fail_the_dead_workers_attempt
 from test_worker_crash import Workers
 
 from domain.sync import ActualsInput, ActualsResult
-from emulators.server import serve_in_thread
 from harness import Stack, every_system, new_stack, wait_until
-from workers.devstack import office_document, toml_document
 from workflows.actuals_sync import ActualsSync
 
 pytestmark = pytest.mark.e2e
@@ -39,17 +37,7 @@ async def crash(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncItera
     def build(system: str) -> tuple[Stack, Workers]:
         stack = new_stack(temporal_env.client, tmp_path, system=system, seed=qondor_seed(0))
         reseed(stack)
-        stack.servers = [serve_in_thread(stack.qondor_app), serve_in_thread(stack.accounting_asgi)]
-        urls = [s.url for s in stack.servers]
-        office: dict[str, Any] = {"flows": ["invoices", "payments", "costs_sales"]}
-        if system == "finago":
-            office["accounting"] = unpaced_finago()["accounting"] | {"api_base_url": urls[1],
-                                                                     "webservices_base_url": urls[1]}
-        document = office_document(stack.office_id, *urls, qondor_calls_per_second=0, system=system, **office)
-        office_file = tmp_path / f"offices-{system}.toml"
-        office_file.write_text(toml_document([document]))
-        workers = Workers(temporal_env.client, tmp_path, office_file)
-        workers.env.update(stack.queue_env)
+        workers = loopback_workers(stack, tmp_path, system, {"flows": ["invoices", "payments", "costs_sales"]})
         made.append((stack, workers))
         return stack, workers
 

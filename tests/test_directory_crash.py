@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from directory_support import unpaced_finago
+from directory_support import loopback_workers
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
@@ -25,9 +25,7 @@ from test_directory_faults import CUSTOMERS, clean, seed, state
 from test_worker_crash import Workers
 
 from domain.sync import DirectoryInput, DirectoryResult
-from emulators.server import serve_in_thread
 from harness import Stack, new_stack, wait_until
-from workers.devstack import office_document, toml_document
 from workflows.directory_sync import DirectorySync
 
 
@@ -41,18 +39,9 @@ async def crash(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncItera
         stack.qondor.reset()
         stack.qondor.configure_rate_limit(enabled=False)
         stack.qondor.seed(seed(stack.office_id))
-        stack.servers = [serve_in_thread(stack.qondor_app), serve_in_thread(stack.accounting_asgi)]
-        urls = [s.url for s in stack.servers]
-        if system == "finago":
-            accounting = unpaced_finago()["accounting"] | {"api_base_url": urls[1], "webservices_base_url": urls[1]}
-            office |= {"accounting": accounting}
-        else:
+        if system != "finago":
             office |= {"customer_sync": True}
-        document = office_document(stack.office_id, *urls, qondor_calls_per_second=0, system=system, **office)
-        office_file = tmp_path / f"offices-{system}.toml"
-        office_file.write_text(toml_document([document]))
-        workers = Workers(temporal_env.client, tmp_path, office_file)
-        workers.env.update(stack.queue_env)
+        workers = loopback_workers(stack, tmp_path, system, office)
         made.append((stack, workers))
         return stack, workers
 
