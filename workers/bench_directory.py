@@ -75,26 +75,35 @@ def qondor_calls(app: Any) -> tuple[int, int]:
     return sum(counts.values()), sum(n for key, n in counts.items() if key.startswith(("PUT", "POST")))
 
 
-async def bench_system(env: Any, system: AccountingSystem, customers: int, projects: int, tmp: Path) -> dict:
-    office_id = 9 if system is AccountingSystem.FINAGO else 8
+def in_process_stack(client: Any, system: AccountingSystem, office_id: int, qondor_seed: dict[str, Any],
+                     database: Path, overrides: dict[str, Any]) -> tuple[Any, Any, SyncWorker]:
+    """(Qondor emulator, accounting emulator, worker) in this process over ASGI transports, nothing paced or limited
+    (the time measured is the sync's own); ``overrides``: the office's settings (flows, ...)."""
     qondor = create_qondor_app()
     qondor.state.qondor.configure_rate_limit(enabled=False)
-    qondor.state.qondor.seed(office_data(office_id, customers, projects))
+    qondor.state.qondor.seed(qondor_seed)
     accounting = SYSTEMS[system].create_emulator()
-    overrides: dict[str, Any] = {"flows": ["customers_projects", "costs_sales"]}
     if system is AccountingSystem.FINAGO:
         accounting.state.finago.hourly_limit = None
         section = SYSTEMS[system].emulator_office("http://finago.test")["accounting"]
-        overrides["accounting"] = {**section, "max_calls_per_hour": 1_000_000_000}
-    else:
-        overrides["customer_sync"] = True
+        overrides = overrides | {"accounting": {**section, "max_calls_per_hour": 1_000_000_000}}
     config = demo_config([office_document(office_id, "http://qondor.test", f"http://{system.value}.test",
                                           system=system, qondor_calls_per_second=0, **overrides)])
-    store = Store(f"sqlite:///{tmp}/bench-{system.value}.db")
+    store = Store(f"sqlite:///{database}")
     store.migrate()
     transports = {"qondor": httpx.ASGITransport(app=qondor), system.value: httpx.ASGITransport(app=accounting)}
-    worker = SyncWorker(env.client, config, store, transports,
+    worker = SyncWorker(client, config, store, transports,
                         WorkerSettings(qondor_activities_per_second=None, accounting_activities_per_second={}))
+    return qondor, accounting, worker
+
+
+async def bench_system(env: Any, system: AccountingSystem, customers: int, projects: int, tmp: Path) -> dict:
+    office_id = 9 if system is AccountingSystem.FINAGO else 8
+    overrides: dict[str, Any] = {"flows": ["customers_projects", "costs_sales"]}
+    if system is AccountingSystem.TRIPLETEX:
+        overrides["customer_sync"] = True
+    qondor, accounting, worker = in_process_stack(env.client, system, office_id, office_data(office_id, customers,
+                                                  projects), tmp / f"bench-{system.value}.db", overrides)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     runs = []
@@ -125,7 +134,7 @@ async def bench_system(env: Any, system: AccountingSystem, customers: int, proje
     finally:
         stop.set()
         await task
-        store.dispose()
+        worker.store.dispose()
     return {"runs": runs}
 
 

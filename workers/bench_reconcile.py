@@ -22,22 +22,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 import accounting.reconcile as reconcile_module
 import accounting.tripletex.reconcile as tripletex_reconcile
 from accounting.finago.adapter import SWEEP_CHUNK_DAYS
 from accounting.reconcile import run_reconcile
-from accounting.registry import SYSTEMS
 from domain.config import AccountingSystem
 from domain.qondor import QueueStatus
-from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import bulk_invoices, without_customer_references
-from store import Store
 from workers.bench import run_to_exit
-from workers.bench_directory import accounting_calls, qondor_calls
-from workers.devstack import demo_config, office_document, start_temporal
-from workers.worker import SyncWorker, WorkerSettings
+from workers.bench_directory import accounting_calls, in_process_stack, qondor_calls
+from workers.devstack import start_temporal
 
 MONTH = 10_000
 """The invoices of the month the issue asks the cost of."""
@@ -54,22 +48,9 @@ def expected_calls(system: AccountingSystem, invoices: int, page_size: int, days
 async def bench_system(env: Any, system: AccountingSystem, invoices: int, page_size: int, tmp: Path) -> dict:
     office_id = 19 if system is AccountingSystem.FINAGO else 18
     base = office_id * 100_000
-    qondor = create_qondor_app()
-    qondor.state.qondor.configure_rate_limit(enabled=False)
-    qondor.state.qondor.seed(without_customer_references(bulk_invoices(office_id, invoices, base, True)))
-    accounting = SYSTEMS[system].create_emulator()
-    overrides: dict[str, Any] = {}
-    if system is AccountingSystem.FINAGO:
-        accounting.state.finago.hourly_limit = None
-        section = SYSTEMS[system].emulator_office("http://finago.test")["accounting"]
-        overrides["accounting"] = {**section, "max_calls_per_hour": 1_000_000_000}
-    config = demo_config([office_document(office_id, "http://qondor.test", f"http://{system.value}.test",
-                                          system=system, qondor_calls_per_second=0, **overrides)])
-    store = Store(f"sqlite:///{tmp}/bench-reconcile-{system.value}.db")
-    store.migrate()
-    transports = {"qondor": httpx.ASGITransport(app=qondor), system.value: httpx.ASGITransport(app=accounting)}
-    worker = SyncWorker(env.client, config, store, transports,
-                        WorkerSettings(qondor_activities_per_second=None, accounting_activities_per_second={}))
+    qondor, accounting, worker = in_process_stack(
+        env.client, system, office_id, without_customer_references(bulk_invoices(office_id, invoices, base, True)),
+        tmp / f"bench-reconcile-{system.value}.db", {})
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     ids = [base + n for n in range(invoices)]
@@ -89,9 +70,10 @@ async def bench_system(env: Any, system: AccountingSystem, invoices: int, page_s
     before_acc, before_q = accounting_calls(system, accounting), qondor_calls(qondor)
     reconcile_module.QONDOR_PAGE_SIZE = tripletex_reconcile.PAGE_SIZE = page_size
     started = time.monotonic()
-    report, label = await run_reconcile(config, office_id, store, date_from, date_to, env.client, transports)
+    report, label = await run_reconcile(worker.config, office_id, worker.store, date_from, date_to, env.client,
+                                        worker.transports)
     seconds = time.monotonic() - started
-    store.dispose()
+    worker.store.dispose()
     acc, q = accounting_calls(system, accounting), qondor_calls(qondor)
     ledger_days = (date.today() - date_from).days + 1
     measured = {"qondor": q[0] - before_q[0], "accounting": acc[0] - before_acc[0]}
