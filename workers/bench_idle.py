@@ -29,10 +29,8 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
-import traceback
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +45,7 @@ from accounting.tripletex.emulator import create_app as create_tripletex_app
 from emulators.qondor.app import create_app as create_qondor_app
 from emulators.qondor.sample import office as qondor_office
 from emulators.server import serve_in_thread
-from workers.bench import Sampler, WorkerProcess
+from workers.bench import Sampler, WorkerProcess, run_to_exit
 from workers.devstack import demo_config, free_port, office_document, start_temporal, toml_document
 from workers.setup import poller_groups, poller_id, setup_offices
 
@@ -281,16 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds between set-up and measuring")
     parser.add_argument("--json", metavar="FILE", help="also write the JSON line to FILE")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (worker logs)")
-    args = parser.parse_args(argv)
-    try:
-        code = asyncio.run(run(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        code = 130
-    except Exception:
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    os._exit(code)  # as the CLI does: the Temporal core runtime may crash the interpreter during teardown
+    run_to_exit(run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
