@@ -17,11 +17,18 @@ from activities import common
 from activities.common import classified, report_progress
 
 
-async def test_keep_alive_beats_repeat_the_reported_step(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def beating(monkeypatch: pytest.MonkeyPatch) -> tuple[ActivityEnvironment, list[tuple]]:
+    """An activity environment whose heartbeats (every 10 ms) are recorded, with the details of each."""
     monkeypatch.setattr(common, "HEARTBEAT_SECONDS", 0.01)
     beats: list[tuple] = []
     env = ActivityEnvironment()
     env.on_heartbeat = lambda *details: beats.append(details)
+    return env, beats
+
+
+async def test_keep_alive_beats_repeat_the_reported_step(beating: tuple[ActivityEnvironment, list[tuple]]) -> None:
+    env, beats = beating
 
     async def body() -> None:
         async with classified():
@@ -38,11 +45,10 @@ async def test_keep_alive_beats_repeat_the_reported_step(monkeypatch: pytest.Mon
     assert all(b == ("accounting.ensure_project",) for b in after)
 
 
-async def test_a_new_activity_body_starts_without_the_last_ones_details(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(common, "HEARTBEAT_SECONDS", 0.01)
-    beats: list[tuple] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *details: beats.append(details)
+async def test_a_new_activity_body_starts_without_the_last_ones_details(
+    beating: tuple[ActivityEnvironment, list[tuple]],
+) -> None:
+    env, beats = beating
 
     async def first() -> None:
         async with classified():
