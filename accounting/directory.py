@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 
 from accounting.adapter import AccountingAdapter, Match, Party, Skipped
-from accounting.engine import FINISHING, AccountingActivities
+from accounting.engine import AccountingActivities, is_complete
 from activities.common import OfficeClients, activities_of, application_error, audit
 from domain.config import OfficeConfig
 from domain.errors import ConfigurationError, CredentialsRefused, DataError, SyncError, TransientError
@@ -52,7 +52,6 @@ from domain.sync import (
     Step,
     StepResult,
 )
-from store.records import Link
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +204,7 @@ class DirectoryActivities:
         created with its customer, also where customers are not synced on their own)."""
         for kind in (OWN_KIND.format(kind="customer"), "customer"):
             link = await self.engine.store.get_link(office.id, self.system, kind, f"customer:{customer_id}")
-            if _complete(link):
+            if is_complete(link):
                 assert link is not None and link.accounting_id is not None
                 return link.accounting_id
         customer = next((c for c in await self._customers(request) if c.id == customer_id), None)
@@ -249,7 +248,7 @@ class DirectoryActivities:
         if isinstance(party, Skipped):
             return StepResult(action="skipped", detail=party.reason)
         own = dataclasses.replace(party, kind=OWN_KIND.format(kind=party.kind), find=self._find(office_id, party))
-        if _complete(await self.engine.store.get_link(office_id, self.system, own.kind, own.key)):
+        if is_complete(await self.engine.store.get_link(office_id, self.system, own.kind, own.key)):
             return await self.engine.ensure(office_id, own)
         async with self.engine.locks.hold(f"{office_id}:{self.system}:{party.kind}:{party.key}"):
             return await self.engine.ensure(office_id, own)
@@ -257,7 +256,7 @@ class DirectoryActivities:
     def _find(self, office_id: int, party: Party) -> Callable[[], Awaitable[Match | None]]:
         async def find() -> Match | None:
             link = await self.engine.store.get_link(office_id, self.system, party.kind, party.key)
-            if _complete(link):
+            if is_complete(link):
                 assert link is not None and link.accounting_id is not None
                 # Linked by the invoice sync: this sync's fields (status, category, ...) are written once.
                 return Match(link.accounting_id, update=True)
@@ -267,7 +266,7 @@ class DirectoryActivities:
 
     async def _linked(self, office_id: int, party: Party) -> bool:
         for kind in (OWN_KIND.format(kind=party.kind), party.kind):
-            if _complete(await self.engine.store.get_link(office_id, self.system, kind, party.key)):
+            if is_complete(await self.engine.store.get_link(office_id, self.system, kind, party.key)):
                 return True
         return False
 
@@ -299,10 +298,6 @@ class DirectoryActivities:
         if key not in self._snapshots:
             self._snapshots[key] = (now, await read())
         return self._snapshots[key][1]
-
-
-def _complete(link: Link | None) -> bool:
-    return link is not None and not link.pending and bool(link.accounting_id) and not (link.data or {}).get(FINISHING)
 
 
 def _resumed() -> DirectoryPage | None:

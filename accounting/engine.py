@@ -54,7 +54,7 @@ from domain.sync import (
     SweepResult,
     SyncState,
 )
-from store.records import TrackedInvoice
+from store.records import Link, TrackedInvoice
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,11 @@ SWEEP_CURSOR_OVERLAP = timedelta(minutes=15)
 changes committed while the previous sweep was reading."""
 FINISHING = "finishing"
 """Link data marking a party whose ``finish`` step has not run yet."""
+
+
+def is_complete(link: Link | None) -> bool:
+    """The link names an accounting id that is in use: not a write-ahead intent, its finish step done."""
+    return link is not None and not link.pending and bool(link.accounting_id) and not (link.data or {}).get(FINISHING)
 
 
 @dataclass
@@ -151,18 +156,18 @@ class AccountingActivities:
         """Find, else create, one party; then bring it up to date with Qondor (the master)."""
         if isinstance(party, Skipped):
             return StepResult(action="skipped", detail=party.reason)
-        found = await self._linked(office_id, party)
-        if found is None:
+        link = await self._complete_link(office_id, party)
+        if link is None:
             async with self.locks.hold(f"{office_id}:{self.system}:{party.kind}:{party.key}"):
-                found = await self._linked(office_id, party) or await self._find_or_create(office_id, party)
-        return await self._refresh(office_id, party, found)
+                link = await self._complete_link(office_id, party)
+                if link is None:
+                    return await self._find_or_create(office_id, party)
+        return await self._refresh(office_id, party, link)
 
-    async def _linked(self, office_id: int, party: Party) -> StepResult | None:
-        """The id recorded for this key, if the link is complete (and its finish step done)."""
+    async def _complete_link(self, office_id: int, party: Party) -> Link | None:
+        """The link recorded for this key, if it is complete (and its finish step done)."""
         link = await self.store.get_link(office_id, self.system, party.kind, party.key)
-        if link is None or link.pending or (link.data or {}).get(FINISHING):
-            return None
-        return StepResult(accounting_id=link.accounting_id, action="found")
+        return link if is_complete(link) else None
 
     async def _find_or_create(self, office_id: int, party: Party) -> StepResult:
         link = await self.store.get_link(office_id, self.system, party.kind, party.key)
@@ -209,19 +214,19 @@ class AccountingActivities:
             await self._audit(office_id, party.finish_action, party, accounting_id, written)
         await self.store.complete_link(office_id, self.system, party.kind, party.key, accounting_id, data={})
 
-    async def _refresh(self, office_id: int, party: Party, found: StepResult) -> StepResult:
+    async def _refresh(self, office_id: int, party: Party, link: Link) -> StepResult:
         """A linked party whose Qondor data changed since it was last written is updated (Qondor is master).
         A link recorded without a fingerprint adopts the current one without a write."""
-        if found.action != "found" or party.update is None:
+        found = StepResult(accounting_id=link.accounting_id, action="found")
+        if party.update is None:
             return found
         digest = fingerprint(party.compared)
-        link = await self.store.get_link(office_id, self.system, party.kind, party.key)
-        if link is None or link.fingerprint == digest:
+        if link.fingerprint == digest:
             return found
         if link.fingerprint is not None:
-            assert found.accounting_id is not None
-            await party.update(found.accounting_id)
-            await self._audit(office_id, "update", party, found.accounting_id, party.compared)
+            assert link.accounting_id is not None
+            await party.update(link.accounting_id)
+            await self._audit(office_id, "update", party, link.accounting_id, party.compared)
             found = found.model_copy(update={"action": "updated"})
         await self.store.update_link(office_id, self.system, party.kind, party.key, fingerprint=digest)
         return found

@@ -65,8 +65,9 @@ def queues(name: str) -> tuple[str, str]:
 async def serve(queue: str) -> None:
     """The bare worker process: a workflow worker and an activity worker, as ``workers.worker.SyncWorker`` sets
     them up, until SIGTERM."""
-    from workers.worker import connect  # the worker process only: the bench process has its own client
+    from workers.worker import cache_bytecode, connect  # the worker process only: the bench has its own client
 
+    cache_bytecode(__file__)  # as SyncWorker.run does for the workflow modules
     client = await connect()
     workflow_queue, activity_queue = queues(queue)
     common: dict[str, Any] = {"disable_eager_activity_execution": True, "max_concurrent_activities": 100,

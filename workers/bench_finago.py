@@ -148,10 +148,10 @@ class FinagoPhases:
 
     async def phase_finago_throughput(self: Bench) -> None:
         n = self.args.finago_invoices
-        doc = self.finago_bulk(n, FINAGO_THROUGHPUT_START, repeat=not self.args.new_customers, all_kinds=True)
-        mark = self.finago_mark()
-        figures = await self.throughput_run(
-            "24SevenOffice", FINAGO_OFFICE_ID, doc, lambda: self.finago_since(mark).total())
+        figures = await self.throughput_rounds(
+            "24SevenOffice", FINAGO_OFFICE_ID,
+            lambda first: self.finago_bulk(n, first, repeat=not self.args.new_customers, all_kinds=True),
+            FINAGO_THROUGHPUT_START, n, self.finago_mark, lambda mark: self.finago_since(mark).total())
         self.report.figures["finago_throughput"] = figures
         per_invoice = figures.get("accounting_calls_per_invoice")
         if per_invoice:
