@@ -2,9 +2,10 @@
 
 N workflows of ``STEPS`` no-op activities each (the step count of an invoice sync: load, validate, customer,
 contact, project manager, project, invoice, SetAsProcessed), run by a worker process of their own with the
-options the real worker uses (the sandboxed workflow runner, the payload codec from ``workers.worker.connect``,
-eager activities off, activities on a task queue apart from the workflows'). What an invoice costs beyond this
-is the integration's own; the ratio of invoice throughput to it is the benchmark's target (issue 11: >= 0.8).
+options the real worker uses (the sandboxed workflow runner and the bytecode cache of its module, the payload
+codec from ``workers.worker.connect``, eager activities off, activities on a task queue apart from the workflows').
+What an invoice costs beyond this is the integration's own; the ratio of invoice throughput to it is the
+benchmark's target (issue 11: >= 0.8).
 
 ``python -m workers.bench_bare --worker --queue Q`` is that worker process (TEMPORAL_ADDRESS and the codec keys
 come from the environment, as for ``qondor-sync worker``); ``bare_phase`` starts it, runs the workflows and
