@@ -947,7 +947,8 @@ class Bench(FinagoPhases):
                         fmt(statistics.median(r["workflows_per_second"] for r in runs), " wf/s"),
                         note=(f"median of {len(runs)}: " if len(runs) > 1 else "")
                         + ", ".join(f"{r['workflows_per_second']:.2f}" for r in runs)
-                        + f" wf/s; {first['workflows']} workflows each, failed {sum(r['failed'] for r in runs)}; CPU "
+                        + f" wf/s; {first['workflows']} workflows{' each' if len(runs) > 1 else ''}, failed "
+                        f"{sum(r['failed'] for r in runs)}; CPU "
                         + "/".join(str(r["cpu_ms_per_workflow_total"]) for r in runs)
                         + f" ms per workflow; history {first['history_events']} events, "
                         f"{first['history_bytes'] / 1024:.1f} KB")
