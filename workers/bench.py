@@ -17,7 +17,7 @@ Phases (each can be skipped with ``--phases``; ``--only SYSTEM`` keeps one syste
    (default ``--invoices``) workflows of 8 no-op activities (an invoice's step count) started at once and run by a
    worker process of their own with the real worker's options (``workers/bench_bare.py``); workflows/s and CPU per
    workflow (dev server + that worker). With a throughput phase chosen it runs right before each throughput run,
-   which is repeated ``--ratio-rounds`` times (default 3); the ratio of each system's invoice throughput to the bare
+   which is repeated ``--ratio-rounds`` times (default 5); the ratio of each system's invoice throughput to the bare
    run beside it is printed per round, and their median (issue 11's target: >= 0.8 for Tripletex invoices with a
    repeat customer and project). This VM's speed drifts between runs a minute apart; a pair made together is not.
 1. ``calls``: Tripletex calls per invoice from the emulator's request log: the very first invoice (cold: the
@@ -1113,7 +1113,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "bare: bare Temporal; comma-separated), e.g. --only finago, --only bare,tripletex")
     parser.add_argument("--bare-workflows", type=int, default=0,
                         help="bare phase: workflows started at once (default: --invoices)")
-    parser.add_argument("--ratio-rounds", type=int, default=3,
+    parser.add_argument("--ratio-rounds", type=int, default=5,
                         help="with the bare phase: throughput runs per system, each right after a bare run of its "
                              "own; the ratio printed is the median of the rounds'")
     parser.add_argument("--finago-batch", type=int, default=20,
