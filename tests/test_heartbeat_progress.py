@@ -1,4 +1,4 @@
-"""The step an activity reports stays in its heartbeats: the keep-alive beat of ``classified`` repeats it.
+"""The step an activity reports rides in its heartbeats: the keep-alive beat of ``classified`` sends and repeats it.
 
 Why it matters: ``accounting.ensure_parties`` reports the step it is on (customer, contact, project manager,
 project) as its heartbeat detail, which the Temporal UI shows under pending activities. Before, the keep-alive beat
@@ -33,8 +33,9 @@ async def test_keep_alive_beats_repeat_the_reported_step(beating: tuple[Activity
     async def body() -> None:
         async with classified():
             await asyncio.sleep(0.05)  # keep-alive beats before any report: no details
-            report_progress("accounting.ensure_project")
             reported = len(beats)
+            report_progress("accounting.ensure_project")
+            assert len(beats) == reported, "the report waits for the next keep-alive beat (a server write each)"
             await asyncio.sleep(0.1)
             assert len(beats) > reported + 2, "keep-alive beats went on after the report"
 
